@@ -1,0 +1,66 @@
+"""d2lmini: the small shared toolkit of the Hands-on PyTorch book.
+
+Import it as ``import d2lmini``. Heavy dependencies (matplotlib, torchvision, tqdm)
+load only when a function that needs them is called.
+"""
+
+from .checkpoint import (
+    CheckpointError,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+from .data import (
+    FashionMNISTBatches,
+    get_dataloader_workers,
+    get_fashion_mnist_labels,
+    load_data_fashion_mnist,
+    load_fashion_mnist_datasets,
+    prepare_fashion_mnist,
+    read_fashion_mnist,
+)
+from .devices import cpu, num_gpus, try_all_gpus, try_gpu
+from .env import env_info, seed_everything
+from .plotting import Animator, plot, set_figsize, show_images, use_svg_display
+from .profiles import Settings, choose, current_profile
+from .timer import Timer
+from .training import Accumulator, History, accuracy, evaluate_accuracy, init_cnn, train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Accumulator",
+    "Animator",
+    "CheckpointError",
+    "FashionMNISTBatches",
+    "History",
+    "Settings",
+    "Timer",
+    "accuracy",
+    "capture_rng_state",
+    "choose",
+    "cpu",
+    "current_profile",
+    "env_info",
+    "evaluate_accuracy",
+    "get_dataloader_workers",
+    "get_fashion_mnist_labels",
+    "init_cnn",
+    "load_checkpoint",
+    "load_data_fashion_mnist",
+    "load_fashion_mnist_datasets",
+    "num_gpus",
+    "plot",
+    "prepare_fashion_mnist",
+    "read_fashion_mnist",
+    "restore_rng_state",
+    "save_checkpoint",
+    "seed_everything",
+    "set_figsize",
+    "show_images",
+    "train",
+    "try_all_gpus",
+    "try_gpu",
+    "use_svg_display",
+]

@@ -1,0 +1,51 @@
+"""Pick the device to compute on: CUDA, Apple MPS or the CPU.
+
+Every notebook asks :func:`try_gpu` for its device and never hard-codes ``"cuda"``,
+so the same code runs on a laptop CPU and on a GPU server.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["cpu", "num_gpus", "try_gpu", "try_all_gpus"]
+
+
+def cpu() -> torch.device:
+    """Return the CPU device."""
+    return torch.device("cpu")
+
+
+def num_gpus() -> int:
+    """Return the number of CUDA GPUs PyTorch can see (0 without CUDA)."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def try_gpu(i: int = 0) -> torch.device:
+    """Return CUDA GPU ``i`` if it exists, else Apple's MPS device, else the CPU.
+
+    >>> try_gpu(99).type in {"cuda", "mps", "cpu"}
+    True
+    """
+    if i < 0:
+        raise ValueError(f"GPU index must be >= 0, got {i}")
+    if num_gpus() > i:
+        return torch.device(f"cuda:{i}")
+    if i == 0 and _mps_available():
+        return torch.device("mps")
+    return cpu()
+
+
+def try_all_gpus() -> list[torch.device]:
+    """Return every CUDA GPU, or ``[cpu]`` when there is none.
+
+    The list is never empty (d2l's version returns ``[]`` without a GPU, which breaks
+    code that later indexes ``devices[0]``).
+    """
+    gpus = [torch.device(f"cuda:{i}") for i in range(num_gpus())]
+    return gpus or [cpu()]

@@ -1,0 +1,211 @@
+"""Plotting helpers: SVG figures in notebooks, a one-call line plot and a live plot.
+
+matplotlib is imported only when a function here is called, so ``import d2lmini``
+stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+
+__all__ = ["Animator", "plot", "set_figsize", "show_images", "use_svg_display"]
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
+
+
+def use_svg_display() -> None:
+    """Show figures as SVG in notebooks, without timestamps so re-runs diff cleanly."""
+    import matplotlib
+
+    matplotlib.rcParams["svg.hashsalt"] = "d2lmini"
+    if _in_notebook():
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+        set_matplotlib_formats("svg", metadata={"Date": None})
+
+
+def set_figsize(figsize: tuple[float, float] = (3.5, 2.5)) -> None:
+    """Use SVG output and set the default figure size in inches."""
+    import matplotlib.pyplot as plt
+
+    use_svg_display()
+    plt.rcParams["figure.figsize"] = figsize
+
+
+def _set_axes(
+    axes: Axes,
+    xlabel: str | None,
+    ylabel: str | None,
+    xlim: tuple[float, float] | None,
+    ylim: tuple[float, float] | None,
+    xscale: str,
+    yscale: str,
+    legend: Sequence[str] | None,
+) -> None:
+    axes.set_xlabel(xlabel or "")
+    axes.set_ylabel(ylabel or "")
+    axes.set_xscale(xscale)
+    axes.set_yscale(yscale)
+    if xlim is not None:
+        axes.set_xlim(xlim)
+    if ylim is not None:
+        axes.set_ylim(ylim)
+    if legend:
+        axes.legend(legend)
+    axes.grid(True)
+
+
+def plot(
+    X: Any,
+    Y: Any = None,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+    legend: Sequence[str] | None = None,
+    xlim: tuple[float, float] | None = None,
+    ylim: tuple[float, float] | None = None,
+    xscale: str = "linear",
+    yscale: str = "linear",
+    fmts: Sequence[str] = ("-", "m--", "g-.", "r:"),
+    figsize: tuple[float, float] = (3.5, 2.5),
+    axes: Axes | None = None,
+) -> Axes:
+    """Plot one or several curves.
+
+    ``plot(y)`` plots a sequence against its index; ``plot(x, [y1, y2])`` plots
+    several curves against the same ``x``. Tensors are accepted (detached, on CPU).
+    """
+    import matplotlib.pyplot as plt
+
+    def to_list(v: Any) -> Any:
+        if hasattr(v, "detach"):
+            return v.detach().cpu().numpy()
+        return v
+
+    def has_one_axis(v: Any) -> bool:
+        v = to_list(v)
+        return hasattr(v, "ndim") and v.ndim == 1 or (
+            isinstance(v, list) and not hasattr(v[0], "__len__")
+        )
+
+    if Y is None:
+        X, Y = [[]] * (1 if has_one_axis(X) else len(X)), X
+    if has_one_axis(X):
+        X = [X]
+    if has_one_axis(Y):
+        Y = [Y]
+    if len(X) != len(Y):
+        X = X * len(Y)
+    set_figsize(figsize)
+    if axes is None:
+        axes = plt.gca()
+    axes.cla()
+    for x, y, fmt in zip(X, Y, fmts):
+        x, y = to_list(x), to_list(y)
+        if len(x):
+            axes.plot(x, y, fmt)
+        else:
+            axes.plot(y, fmt)
+    _set_axes(axes, xlabel, ylabel, xlim, ylim, xscale, yscale, legend)
+    return axes
+
+
+class Animator:
+    """A live line plot for training loops.
+
+    In a notebook the figure is redrawn in place through one display handle, so the
+    cell keeps exactly one final static figure (which the HTML book shows). Outside a
+    notebook nothing is drawn until :meth:`show`.
+    """
+
+    def __init__(
+        self,
+        xlabel: str | None = None,
+        ylabel: str | None = None,
+        legend: Sequence[str] | None = None,
+        xlim: tuple[float, float] | None = None,
+        ylim: tuple[float, float] | None = None,
+        xscale: str = "linear",
+        yscale: str = "linear",
+        fmts: Sequence[str] = ("-", "m--", "g-.", "r:"),
+        figsize: tuple[float, float] = (3.5, 2.5),
+    ) -> None:
+        import matplotlib.pyplot as plt
+
+        use_svg_display()
+        self.fig, self.axes = plt.subplots(figsize=figsize)
+        plt.close(self.fig)  # we display it ourselves, once, through a handle
+        self._config = (xlabel, ylabel, xlim, ylim, xscale, yscale, legend)
+        self.fmts = fmts
+        self.X: list[list[float]] = []
+        self.Y: list[list[float]] = []
+        self._handle: Any = None
+
+    def add(self, x: float, ys: float | Sequence[float | None]) -> None:
+        """Add one point per curve at ``x`` (``None`` skips a curve) and redraw."""
+        if not isinstance(ys, Sequence):
+            ys = [ys]
+        if not self.X:
+            self.X = [[] for _ in ys]
+            self.Y = [[] for _ in ys]
+        for i, y in enumerate(ys):
+            if y is not None:
+                self.X[i].append(x)
+                self.Y[i].append(float(y))
+        self._draw()
+        self.show()
+
+    def _draw(self) -> None:
+        self.axes.cla()
+        for x, y, fmt in zip(self.X, self.Y, self.fmts):
+            self.axes.plot(x, y, fmt)
+        _set_axes(self.axes, *self._config)
+
+    def show(self) -> None:
+        """Show (or update) the figure in the notebook."""
+        if not _in_notebook():
+            return
+        from IPython.display import display
+
+        if self._handle is None:
+            self._handle = display(self.fig, display_id=True)
+        else:
+            self._handle.update(self.fig)
+
+
+def show_images(
+    imgs: Any,
+    num_rows: int,
+    num_cols: int,
+    titles: Sequence[str] | None = None,
+    scale: float = 1.5,
+) -> Any:
+    """Show a grid of images (tensors of shape HxW or CxHxW, or PIL images)."""
+    import matplotlib.pyplot as plt
+
+    use_svg_display()
+    figsize = (num_cols * scale, num_rows * scale)
+    _, axes = plt.subplots(num_rows, num_cols, figsize=figsize)
+    axes = axes.flatten() if hasattr(axes, "flatten") else [axes]
+    for i, (ax, img) in enumerate(zip(axes, imgs)):
+        if hasattr(img, "detach"):
+            img = img.detach().cpu()
+            if img.ndim == 3:
+                img = img.permute(1, 2, 0) if img.shape[0] in (3, 4) else img.squeeze(0)
+            img = img.numpy()
+        ax.imshow(img, cmap="gray" if getattr(img, "ndim", 3) == 2 else None)
+        ax.axes.get_xaxis().set_visible(False)
+        ax.axes.get_yaxis().set_visible(False)
+        if titles:
+            ax.set_title(titles[i])
+    return axes

@@ -1,0 +1,62 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+
+import d2lmini
+
+
+def test_try_gpu_returns_a_usable_device():
+    device = d2lmini.try_gpu()
+    assert torch.ones(2, device=device).sum().item() == 2
+
+
+def test_try_gpu_falls_back_to_cpu_for_a_missing_index():
+    assert d2lmini.try_gpu(d2lmini.num_gpus() + 5) == torch.device("cpu")
+
+
+def test_try_gpu_rejects_negative_index():
+    with pytest.raises(ValueError, match=">= 0"):
+        d2lmini.try_gpu(-1)
+
+
+def test_try_all_gpus_is_never_empty():
+    devices = d2lmini.try_all_gpus()
+    assert devices
+    assert len(devices) == max(1, d2lmini.num_gpus())
+
+
+def test_seed_everything_makes_all_generators_repeat():
+    def draw():
+        return random.random(), np.random.rand(), torch.rand(1).item()
+
+    d2lmini.seed_everything(7)
+    first = draw()
+    d2lmini.seed_everything(7)
+    assert draw() == first
+
+
+def test_env_info_names_versions_device_and_profile(capsys, monkeypatch):
+    monkeypatch.setenv("D2LMINI_PROFILE", "smoke")
+    line = d2lmini.env_info()
+    assert capsys.readouterr().out.strip() == line
+    assert line.startswith(f"torch {torch.__version__.split('+')[0]} | torchvision ")
+    assert "| profile smoke |" in line
+    assert line.endswith(f"threads {torch.get_num_threads()}")
+
+
+def test_timer_records_laps():
+    timer = d2lmini.Timer()
+    for _ in range(3):
+        with timer:
+            sum(range(100))
+    assert len(timer.times) == 3
+    assert timer.sum() == pytest.approx(sum(timer.times))
+    assert timer.cumsum()[-1] == pytest.approx(timer.sum())
+    assert timer.avg() == pytest.approx(timer.sum() / 3)
+
+
+def test_timer_stop_without_start_is_an_error():
+    with pytest.raises(RuntimeError, match="before"):
+        d2lmini.Timer().stop()

@@ -1,0 +1,131 @@
+"""The book's notebook conventions (CONTRIBUTING.md), checked for every notebook.
+
+These read the committed notebooks; they do not run them (nbval does that).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted(
+    p for p in (ROOT / "chapters").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts
+)
+IDS = [str(p.relative_to(ROOT / "chapters")) for p in NOTEBOOKS]
+MACHINE_PATH = re.compile(r"(/root/|/work/|/tmp/|/home/[a-z]|/Users/[A-Za-z]|[A-Z]:\\\\Users)")
+DATA_UPDATE = re.compile(r"\.data\s*[-+*/]?=[^=]|\.data\.\w+_\(")
+MIN_ASSERT_CELLS = {"part2_computation": 3, "part3_cnn": 3}
+
+
+def toc_files() -> set[str]:
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                yield node["file"]
+            for value in node.values():
+                yield from walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                yield from walk(item)
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    return set(walk(toc)) | {toc["root"]}
+
+
+def code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+
+
+def output_text(output) -> str:
+    text = output.get("text", "")
+    data = output.get("data", {})
+    return text + data.get("text/plain", "") + data.get("text/html", "")
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "no notebooks found under chapters/"
+
+
+def test_toc_and_notebooks_agree():
+    listed = toc_files()
+    on_disk = {str(p.relative_to(ROOT).with_suffix("")) for p in NOTEBOOKS}
+    assert on_disk - listed == set(), "notebooks missing from _toc.yml"
+    for entry in listed:
+        candidates = [ROOT / f"{entry}{ext}" for ext in (".ipynb", ".md")]
+        assert any(c.exists() for c in candidates), f"_toc.yml lists missing file {entry}"
+
+
+@pytest.fixture(params=NOTEBOOKS, ids=IDS)
+def nb(request):
+    notebook = nbformat.read(request.param, as_version=4)
+    notebook.path = request.param
+    return notebook
+
+
+def test_stored_outputs_come_from_one_clean_run(nb):
+    counts = [c.execution_count for c in code_cells(nb)]
+    assert counts == list(range(1, len(counts) + 1)), (
+        "execution counts are not 1..n: run `make execute NB=...` (restart and run all)"
+    )
+
+
+def test_no_errors_warnings_machine_paths_or_smoke_outputs(nb):
+    for i, cell in enumerate(code_cells(nb)):
+        tagged = "raises-exception" in cell.metadata.get("tags", [])
+        for out in cell.outputs:
+            where = f"code cell {i + 1}"
+            if out.output_type == "error":
+                assert tagged, f"{where}: error output without the raises-exception tag"
+            text = output_text(out)
+            if out.get("name") == "stderr":
+                assert "Warning" not in text, f"{where}: warning on stderr: {text[:200]}"
+            assert not MACHINE_PATH.search(text), f"{where}: machine path in output"
+            assert not re.search(r"profile\W{0,3}smoke", text), f"{where}: smoke-profile output"
+        if tagged:
+            assert any(o.output_type == "error" for o in cell.outputs), (
+                f"code cell {i + 1} is tagged raises-exception but raised nothing"
+            )
+
+
+def test_first_output_is_env_info_from_laptop_or_full(nb):
+    first = code_cells(nb)[0]
+    assert "env_info()" in first.source, "the first code cell must call d2lmini.env_info()"
+    text = "".join(output_text(o) for o in first.outputs)
+    assert re.search(r"torch \S+ \| torchvision \S+ \| device .+ \| profile (laptop|full) \|", text)
+
+
+def test_opening_and_closing_sections(nb):
+    opening = nb.cells[0]
+    assert opening.cell_type == "markdown" and opening.source.startswith("# ")
+    assert "What you will learn" in opening.source and "Prerequisites" in opening.source
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert re.search(r"^## Summary", markdown, re.M), "missing '## Summary'"
+    exercises = markdown.split("## Exercises", 1)
+    assert len(exercises) == 2, "missing '## Exercises'"
+    solutions = exercises[1].count("<details>")
+    assert 2 <= solutions <= 4, f"want 2-4 exercises with <details> solutions, got {solutions}"
+
+
+def test_claims_are_asserted(nb):
+    part = nb.path.parent.name
+    needed = MIN_ASSERT_CELLS.get(part, 2)
+    asserting = [c for c in code_cells(nb) if re.search(r"\bassert\b|assert_close", c.source)]
+    assert len(asserting) >= needed, f"{len(asserting)} assertion cells, want >= {needed}"
+
+
+def test_current_pytorch_idioms(nb):
+    for i, cell in enumerate(code_cells(nb)):
+        src = cell.source
+        if "pitfall" not in src:  # a cell that demonstrates a pitfall says so
+            assert not DATA_UPDATE.search(src), f"code cell {i + 1}: update through .data"
+        for call in re.finditer(r"torch\.load\(", src):
+            tail = src[call.end() : call.end() + 300]
+            assert "weights_only=" in tail.split("\n)")[0], (
+                f"code cell {i + 1}: torch.load without an explicit weights_only="
+            )
+        assert "pretrained=" not in src, f"code cell {i + 1}: use weights= not pretrained="
