@@ -24,6 +24,7 @@ from .devices import cpu, num_gpus, try_all_gpus, try_gpu
 from .env import env_info, seed_everything
 from .plotting import Animator, plot, set_figsize, show_images, use_svg_display
 from .profiles import Settings, choose, current_profile
+from .scratch import corr2d, numpy_two_layer_grads
 from .timer import Timer
 from .training import Accumulator, History, accuracy, evaluate_accuracy, init_cnn, train
 
@@ -40,6 +41,7 @@ __all__ = [
     "accuracy",
     "capture_rng_state",
     "choose",
+    "corr2d",
     "cpu",
     "current_profile",
     "env_info",
@@ -51,6 +53,7 @@ __all__ = [
     "load_data_fashion_mnist",
     "load_fashion_mnist_datasets",
     "num_gpus",
+    "numpy_two_layer_grads",
     "plot",
     "prepare_fashion_mnist",
     "read_fashion_mnist",

@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import d2lmini
+
+
+def test_numpy_grads_match_finite_differences():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(4, 5)), rng.normal(size=(4, 3))
+    w1, w2 = rng.normal(size=(5, 6)), rng.normal(size=(6, 3))
+    _, g1, g2 = d2lmini.numpy_two_layer_grads(x, y, w1, w2)
+    eps = 1e-6
+    for w, g in [(w1, g1), (w2, g2)]:
+        for idx in [(0, 0), (2, 1), (4, 2)]:
+            old = w[idx]
+            w[idx] = old + eps
+            plus = d2lmini.numpy_two_layer_grads(x, y, w1, w2)[0]
+            w[idx] = old - eps
+            minus = d2lmini.numpy_two_layer_grads(x, y, w1, w2)[0]
+            w[idx] = old
+            assert (plus - minus) / (2 * eps) == pytest.approx(g[idx], rel=1e-5, abs=1e-7)
+
+
+def test_numpy_grads_name_mismatched_shapes():
+    with pytest.raises(ValueError, match=r"x \(2, 3\), w1 \(4, 5\)"):
+        d2lmini.numpy_two_layer_grads(np.ones((2, 3)), np.ones((2, 1)), np.ones((4, 5)),
+                                      np.ones((5, 1)))
+
+
+def test_corr2d_matches_conv2d():
+    torch.manual_seed(0)
+    X, K = torch.randn(6, 7), torch.randn(2, 3)
+    expected = F.conv2d(X[None, None], K[None, None])[0, 0]
+    torch.testing.assert_close(d2lmini.corr2d(X, K), expected)
+
+
+def test_corr2d_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="larger"):
+        d2lmini.corr2d(torch.ones(2, 2), torch.ones(3, 3))
+    with pytest.raises(ValueError, match="2-D"):
+        d2lmini.corr2d(torch.ones(1, 2, 2), torch.ones(1, 1))
