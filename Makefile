@@ -44,8 +44,11 @@ lab: venv
 execute: venv
 	$(BIN)/python tools/run_notebooks.py --profile $(PROFILE) $(NB)
 
+# d2l is our reference peer, not a dependency: its exact pins break installs.
 bench: venv
-	OMP_NUM_THREADS=2 $(BIN)/python bench/bench_lenet_epoch.py
+	$(BIN)/python -m pip install --quiet --no-deps d2l==1.0.3
+	$(BIN)/python -m pip install --quiet pandas scipy $(PIP_FLAGS)
+	$(BIN)/python bench/bench_lenet_epoch.py
 
 clean:
 	rm -rf book/_build $(VENV)

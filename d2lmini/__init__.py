@@ -22,6 +22,7 @@ from .data import (
 )
 from .devices import cpu, num_gpus, try_all_gpus, try_gpu
 from .env import env_info, seed_everything
+from .models import conv_output_size, count_parameters
 from .plotting import Animator, plot, set_figsize, show_images, use_svg_display
 from .profiles import Settings, choose, current_profile
 from .scratch import corr2d, numpy_two_layer_grads
@@ -41,7 +42,9 @@ __all__ = [
     "accuracy",
     "capture_rng_state",
     "choose",
+    "conv_output_size",
     "corr2d",
+    "count_parameters",
     "cpu",
     "current_profile",
     "env_info",

@@ -41,3 +41,22 @@ def test_corr2d_rejects_bad_shapes():
         d2lmini.corr2d(torch.ones(2, 2), torch.ones(3, 3))
     with pytest.raises(ValueError, match="2-D"):
         d2lmini.corr2d(torch.ones(1, 2, 2), torch.ones(1, 1))
+
+
+def test_count_parameters_counts_shared_layers_once_and_filters_frozen():
+    shared = torch.nn.Linear(3, 3)  # 12 parameters
+    net = torch.nn.Sequential(shared, torch.nn.ReLU(), shared, torch.nn.Linear(3, 1))  # + 4
+    assert d2lmini.count_parameters(net) == 16
+    net[3].requires_grad_(False)
+    assert d2lmini.count_parameters(net, trainable_only=True) == 12
+
+
+@pytest.mark.parametrize("n, k, p, s", [(28, 5, 2, 1), (28, 2, 0, 2), (7, 3, 1, 2), (8, 3, 0, 3)])
+def test_conv_output_size_matches_conv2d(n, k, p, s):
+    conv = torch.nn.Conv2d(1, 1, k, padding=p, stride=s)
+    assert conv(torch.zeros(1, 1, n, n)).shape[-1] == d2lmini.conv_output_size(n, k, p, s)
+
+
+def test_conv_output_size_rejects_kernels_that_do_not_fit():
+    with pytest.raises(ValueError, match="does not fit"):
+        d2lmini.conv_output_size(3, 5)
