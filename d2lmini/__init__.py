@@ -27,7 +27,15 @@ from .plotting import Animator, plot, set_figsize, show_images, use_svg_display
 from .profiles import Settings, choose, current_profile
 from .scratch import corr2d, numpy_two_layer_grads
 from .timer import Timer
-from .training import Accumulator, History, accuracy, evaluate_accuracy, init_cnn, train
+from .training import (
+    Accumulator,
+    History,
+    accuracy,
+    evaluate_accuracy,
+    fit_full_batch,
+    init_cnn,
+    train,
+)
 
 __version__ = "0.1.0"
 
@@ -49,6 +57,7 @@ __all__ = [
     "current_profile",
     "env_info",
     "evaluate_accuracy",
+    "fit_full_batch",
     "get_dataloader_workers",
     "get_fashion_mnist_labels",
     "init_cnn",

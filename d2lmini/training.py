@@ -20,7 +20,15 @@ from torch import nn
 
 from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 
-__all__ = ["Accumulator", "History", "accuracy", "evaluate_accuracy", "init_cnn", "train"]
+__all__ = [
+    "Accumulator",
+    "History",
+    "accuracy",
+    "evaluate_accuracy",
+    "fit_full_batch",
+    "init_cnn",
+    "train",
+]
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
@@ -87,6 +95,28 @@ def evaluate_accuracy(
     if metric[1] == 0:
         raise ValueError("evaluate_accuracy got no examples")
     return metric[0] / metric[1]
+
+
+def fit_full_batch(
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: nn.Module,
+    steps: int = 500,
+) -> list[float]:
+    """Train on one fixed batch ``(X, y)`` for ``steps`` steps (Part I's loop).
+
+    Returns the loss *before* each step, so ``losses[0]`` is the initial loss.
+    """
+    losses = []
+    for _ in range(steps):
+        loss = loss_fn(net(X), y)
+        losses.append(loss.item())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return losses
 
 
 def init_cnn(module: nn.Module) -> None:

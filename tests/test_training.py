@@ -101,3 +101,16 @@ def test_resume_from_checkpoint_equals_uninterrupted_training(tmp_path):
     assert hist.train_loss == ref.train_loss and hist.test_acc == ref.test_acc
     for a, b in zip(full.parameters(), resumed.parameters()):
         assert torch.equal(a, b)
+
+
+def test_fit_full_batch_returns_the_loss_before_each_step():
+    torch.manual_seed(0)
+    X = torch.randn(16, 3)
+    y = X @ torch.tensor([[1.0], [-2.0], [0.5]])
+    net = nn.Linear(3, 1)
+    loss_fn = nn.MSELoss()
+    initial = loss_fn(net(X), y).item()
+    losses = d2lmini.fit_full_batch(net, torch.optim.SGD(net.parameters(), lr=0.1), X, y,
+                                    loss_fn, steps=50)
+    assert len(losses) == 50 and losses[0] == initial
+    assert losses[-1] < 0.5 * losses[0]
