@@ -198,6 +198,7 @@ def train(
     device: torch.device | str,
     *,
     optimizer: torch.optim.Optimizer | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     loss: nn.Module | None = None,
     max_batches: int | None = None,
     checkpoint: str | Path | None = None,
@@ -207,7 +208,8 @@ def train(
 ) -> History:
     """Train a classifier with mini-batch SGD (or ``optimizer``) and return its history.
 
-    ``net`` must already be initialised; it is moved to ``device``. ``max_batches``
+    ``net`` must already be initialised; it is moved to ``device``. ``scheduler``, built
+    on ``optimizer``, steps once per epoch. ``max_batches``
     caps the batches per epoch (training and evaluation). With ``checkpoint`` the state
     is saved atomically after every epoch; with ``resume=True`` training continues
     from that file when it exists.
@@ -225,6 +227,8 @@ def train(
         state = load_checkpoint(checkpoint, map_location=device)
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
         restore_rng_state(state["rng"])
         history = History(**state["history"])
         start_epoch = state["epoch"] + 1
@@ -258,6 +262,8 @@ def train(
                 metric.add(float(batch_loss) * y.shape[0], accuracy(y_hat, y), y.shape[0])
             bar.update(1)
             bar.set_postfix_str(f"epoch {epoch + 1}/{num_epochs}", refresh=False)
+        if scheduler is not None:
+            scheduler.step()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         history.train_seconds += time.perf_counter() - tic
@@ -274,6 +280,7 @@ def train(
                 {
                     "model": net.state_dict(),
                     "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
                     "epoch": epoch,
                     "history": asdict(history),
                     "rng": capture_rng_state(),

@@ -83,21 +83,34 @@ def test_train_stops_after_max_batches():
     assert history.examples == 2 * 3 * 64
 
 
-def test_resume_from_checkpoint_equals_uninterrupted_training(tmp_path):
-    def fresh():
-        torch.manual_seed(0)
-        return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+def fresh_run():
+    """A seeded model, its optimizer and a learning-rate schedule."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.3, momentum=0.5)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    return net, dict(optimizer=optimizer, scheduler=scheduler)
 
+
+def test_scheduler_steps_once_per_epoch():
+    net, opts = fresh_run()
+    d2lmini.train(net, toy_batches(), toy_batches(), 3, 0.3, "cpu", plot=False,
+                  progress=False, **opts)
+    assert opts["optimizer"].param_groups[0]["lr"] == 0.3 * 0.5**3
+
+
+def test_resume_from_checkpoint_equals_uninterrupted_training(tmp_path):
     kwargs = dict(lr=0.3, device="cpu", plot=False, progress=False)
-    full = fresh()
-    ref = d2lmini.train(full, toy_batches(), toy_batches(seed=1), 4, **kwargs)
+    full, opts = fresh_run()
+    ref = d2lmini.train(full, toy_batches(), toy_batches(seed=1), 4, **opts, **kwargs)
 
     ckpt = tmp_path / "run.pt"
-    part = fresh()
-    d2lmini.train(part, toy_batches(), toy_batches(seed=1), 2, checkpoint=ckpt, **kwargs)
-    resumed = fresh()  # a new process would start from scratch like this
+    part, opts = fresh_run()
+    d2lmini.train(part, toy_batches(), toy_batches(seed=1), 2, checkpoint=ckpt, **opts,
+                  **kwargs)
+    resumed, opts = fresh_run()  # a new process would start from scratch like this
     hist = d2lmini.train(resumed, toy_batches(), toy_batches(seed=1), 4,
-                         checkpoint=ckpt, resume=True, **kwargs)
+                         checkpoint=ckpt, resume=True, **opts, **kwargs)
     assert hist.train_loss == ref.train_loss and hist.test_acc == ref.test_acc
     for a, b in zip(full.parameters(), resumed.parameters()):
         assert torch.equal(a, b)
