@@ -269,10 +269,17 @@ def load_fashion_mnist_datasets(
 def get_dataloader_workers() -> int:
     """A sane ``num_workers`` for a ``DataLoader``.
 
-    0 on Windows and macOS (worker processes there re-import the notebook, which fails
-    for classes defined in it), else one less than the CPU count, at most 4.
+    0 unless worker processes start by ``fork``: with ``spawn`` (Windows, macOS) or
+    ``forkserver`` (Linux from Python 3.14) workers re-import ``__main__``, which fails for
+    a Dataset class defined in a notebook. Otherwise one less than the CPU count, at most 4
+    (d2l hard-codes 4, which oversubscribes a 2-core machine).
     """
-    if sys.platform in ("win32", "darwin"):
+    import multiprocessing
+
+    method = multiprocessing.get_start_method(allow_none=True)
+    if method is None:  # not fixed yet: the platform default is listed first
+        method = multiprocessing.get_all_start_methods()[0]
+    if sys.platform in ("win32", "darwin") or method != "fork":
         return 0
     return max(0, min(4, (os.cpu_count() or 1) - 1))
 

@@ -208,4 +208,5 @@ def show_images(
         ax.axes.get_yaxis().set_visible(False)
         if titles:
             ax.set_title(titles[i])
+    axes[0].figure.tight_layout()  # keep multi-line titles off the row above
     return axes

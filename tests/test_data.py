@@ -126,3 +126,10 @@ def test_labels_are_named():
 
 def test_dataloader_workers_is_small_and_non_negative():
     assert 0 <= d2lmini.get_dataloader_workers() <= 4
+
+
+def test_no_workers_unless_processes_fork(monkeypatch):
+    import multiprocessing
+
+    monkeypatch.setattr(multiprocessing, "get_start_method", lambda allow_none=False: "spawn")
+    assert d2lmini.get_dataloader_workers() == 0
