@@ -182,10 +182,11 @@ def _progress_bar(total: int, enabled: bool) -> Any:
 
     from .plotting import _in_notebook
 
-    file = _DisplayWriter() if _in_notebook() else None
+    notebook = _in_notebook()
     return tqdm(
-        total=total, disable=not enabled, file=file, ncols=80,
-        mininterval=1.0, unit="batch", desc="training",
+        total=total, disable=not enabled, file=_DisplayWriter() if notebook else None,
+        ncols=80, ascii=False if notebook else None, mininterval=1.0, unit="batch",
+        desc="training",
     )  # fmt: skip
 
 
