@@ -23,6 +23,7 @@ from .data import (
 from .devices import cpu, num_gpus, try_all_gpus, try_gpu
 from .env import env_info, seed_everything
 from .models import conv_output_size, count_parameters
+from .performance import keep_freed_memory
 from .plotting import Animator, plot, set_figsize, show_images, use_svg_display
 from .profiles import Settings, choose, current_profile
 from .scratch import corr2d, numpy_two_layer_grads
@@ -61,6 +62,7 @@ __all__ = [
     "get_dataloader_workers",
     "get_fashion_mnist_labels",
     "init_cnn",
+    "keep_freed_memory",
     "load_checkpoint",
     "load_data_fashion_mnist",
     "load_fashion_mnist_datasets",
