@@ -68,3 +68,14 @@ def test_keep_freed_memory_is_harmless_and_reports_itself():
     applied = d2lmini.keep_freed_memory()
     assert applied == sys.platform.startswith("linux") or applied is False
     assert torch.ones(1000, 1000).sum().item() == 1e6
+
+
+def test_import_is_light():
+    """`import d2lmini` must not pull in matplotlib or torchvision (torch brings tqdm)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, d2lmini; "
+            "print(sorted(m for m in ('matplotlib', 'torchvision') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
