@@ -42,7 +42,7 @@ def code_cells(nb):
 
 
 def output_text(output) -> str:
-    text = output.get("text", "")
+    text = output.get("text", "") + "\n".join(output.get("traceback", []))
     data = output.get("data", {})
     return text + data.get("text/plain", "") + data.get("text/html", "")
 
