@@ -17,6 +17,7 @@ from .data import (
     get_fashion_mnist_labels,
     load_data_fashion_mnist,
     load_fashion_mnist_datasets,
+    load_fashion_mnist_splits,
     prepare_fashion_mnist,
     read_fashion_mnist,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "load_checkpoint",
     "load_data_fashion_mnist",
     "load_fashion_mnist_datasets",
+    "load_fashion_mnist_splits",
     "num_gpus",
     "numpy_two_layer_grads",
     "plot",

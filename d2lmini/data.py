@@ -26,7 +26,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch.nn import functional as F
@@ -40,6 +40,7 @@ __all__ = [
     "get_fashion_mnist_labels",
     "load_data_fashion_mnist",
     "load_fashion_mnist_datasets",
+    "load_fashion_mnist_splits",
     "prepare_fashion_mnist",
     "read_fashion_mnist",
     "read_idx",
@@ -248,6 +249,49 @@ def load_data_fashion_mnist(
         test_images, test_labels, batch_size, shuffle=False, resize=resize, device=device
     )
     return train_iter, test_iter
+
+
+class Splits(NamedTuple):
+    """Training, validation and test iterators (unpack them like a tuple)."""
+
+    train: FashionMNISTBatches
+    val: FashionMNISTBatches
+    test: FashionMNISTBatches
+
+
+def load_fashion_mnist_splits(
+    batch_size: int,
+    val_size: int = 10_000,
+    resize: int | Sequence[int] | None = None,
+    root: str | Path | None = None,
+    device: torch.device | str | None = None,
+    seed: int = 0,
+) -> Splits:
+    """Return ``(train_iter, val_iter, test_iter)``: a validation split for tuning.
+
+    ``val_size`` images are drawn at random (fixed by ``seed``, independent of the global
+    RNG) from the 60,000 training images and held out; training uses the rest. Choose
+    hyper-parameters on ``val_iter`` and report ``test_iter`` once, at the end.
+    """
+    images, labels = read_fashion_mnist("train", root)
+    if not 0 < val_size < images.shape[0]:
+        raise ValueError(
+            f"val_size must be between 1 and {images.shape[0] - 1}, got {val_size}"
+        )
+    order = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(seed))
+    val_idx, train_idx = order[:val_size], order[val_size:]
+    test_images, test_labels = read_fashion_mnist("test", root)
+
+    def batches(x: torch.Tensor, y: torch.Tensor, shuffle: bool) -> FashionMNISTBatches:
+        return FashionMNISTBatches(
+            x, y, batch_size, shuffle=shuffle, resize=resize, device=device
+        )
+
+    return Splits(
+        batches(images[train_idx], labels[train_idx], shuffle=True),
+        batches(images[val_idx], labels[val_idx], shuffle=False),
+        batches(test_images, test_labels, shuffle=False),
+    )
 
 
 def load_fashion_mnist_datasets(

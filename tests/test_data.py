@@ -133,3 +133,17 @@ def test_no_workers_unless_processes_fork(monkeypatch):
 
     monkeypatch.setattr(multiprocessing, "get_start_method", lambda allow_none=False: "spawn")
     assert d2lmini.get_dataloader_workers() == 0
+
+
+def test_validation_split_is_disjoint_from_training_and_fixed_by_seed():
+    train, val, test = d2lmini.load_fashion_mnist_splits(1000, val_size=5000, seed=1)
+    assert (train.num_examples, val.num_examples, test.num_examples) == (55000, 5000, 10000)
+    full, _ = d2lmini.read_fashion_mnist("train")
+    seen = torch.cat([train.images, val.images]).flatten(1)
+    # every training image lands in exactly one of the two splits
+    assert torch.equal(seen.sum(0, dtype=torch.int64), full.flatten(1).sum(0, dtype=torch.int64))
+    again = d2lmini.load_fashion_mnist_splits(1000, val_size=5000, seed=1).val
+    other = d2lmini.load_fashion_mnist_splits(1000, val_size=5000, seed=2).val
+    assert torch.equal(again.images, val.images) and not torch.equal(other.images, val.images)
+    with pytest.raises(ValueError, match="val_size"):
+        d2lmini.load_fashion_mnist_splits(1000, val_size=0)

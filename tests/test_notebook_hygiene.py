@@ -6,6 +6,7 @@ These read the committed notebooks; they do not run them (nbval does that).
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import nbformat
@@ -13,6 +14,10 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+import bootstrap_cell  # noqa: E402
+
 NOTEBOOKS = sorted(
     p for p in (ROOT / "chapters").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts
 )
@@ -20,6 +25,7 @@ IDS = [str(p.relative_to(ROOT / "chapters")) for p in NOTEBOOKS]
 MACHINE_PATH = re.compile(r"(/root/|/work/|/tmp/|/home/[a-z]|/Users/[A-Za-z]|[A-Z]:\\\\Users)")
 DATA_UPDATE = re.compile(r"\.data\s*[-+*/]?=[^=]|\.data\.\w+_\(")
 MIN_ASSERT_CELLS = {"part2_computation": 3, "part3_cnn": 3}
+MAX_LINE = 88  # characters of code or output visible without scrolling at 1280 px
 
 
 def toc_files() -> set[str]:
@@ -92,10 +98,18 @@ def test_no_errors_warnings_machine_paths_or_smoke_outputs(nb):
             )
 
 
-def test_first_output_is_env_info_from_laptop_or_full(nb):
+def test_first_code_cell_installs_d2lmini_when_missing(nb):
     first = code_cells(nb)[0]
-    assert "env_info()" in first.source, "the first code cell must call d2lmini.env_info()"
-    text = "".join(output_text(o) for o in first.outputs)
+    assert first.source == bootstrap_cell.bootstrap_source(), (
+        "the first code cell must be the bootstrap cell: run tools/bootstrap_cell.py"
+    )
+    assert first.outputs == [], "the bootstrap cell prints only where d2lmini is missing"
+
+
+def test_env_info_comes_from_laptop_or_full(nb):
+    setup = code_cells(nb)[1]
+    assert "env_info()" in setup.source, "the second code cell must call d2lmini.env_info()"
+    text = "".join(output_text(o) for o in setup.outputs)
     assert re.search(r"torch \S+ \| torchvision \S+ \| device .+ \| profile (laptop|full) \|", text)
 
 
@@ -129,3 +143,32 @@ def test_current_pytorch_idioms(nb):
                 f"code cell {i + 1}: torch.load without an explicit weights_only="
             )
         assert "pretrained=" not in src, f"code cell {i + 1}: use weights= not pretrained="
+
+
+def test_check_output_is_a_tag_not_a_comment(nb):
+    for i, cell in enumerate(code_cells(nb)):
+        assert "NBVAL" not in cell.source, (
+            f"code cell {i + 1}: mark checked outputs with the tag nbval-check-output, "
+            "not a comment the reader sees"
+        )
+
+
+def test_lines_fit_the_page(nb):
+    for i, cell in enumerate(code_cells(nb)):
+        long_code = [line for line in cell.source.splitlines() if len(line) > MAX_LINE]
+        assert not long_code, f"code cell {i + 1}: line over {MAX_LINE} chars: {long_code[0]}"
+        for out in cell.outputs:
+            if out.output_type == "error":
+                continue
+            text = out.get("text", "") + out.get("data", {}).get("text/plain", "")
+            long_out = [line for line in text.splitlines() if len(line) > MAX_LINE]
+            assert not long_out, (
+                f"code cell {i + 1}: output line over {MAX_LINE} chars: {long_out[0]}"
+            )
+
+
+def test_one_box_per_stream(nb):
+    for i, cell in enumerate(code_cells(nb)):
+        names = [o.get("name") if o.output_type == "stream" else None for o in cell.outputs]
+        split = [a for a, b in zip(names, names[1:]) if a is not None and a == b]
+        assert not split, f"code cell {i + 1}: {split[0]} split in two outputs (re-run it)"

@@ -4,8 +4,10 @@
 
 PATH is a notebook or a folder of notebooks. Each runs with its own folder as the
 working directory and ``D2LMINI_PROFILE`` set; a cell error stops with a non-zero
-exit unless the cell is tagged ``raises-exception``. Timing metadata is not stored,
-so re-running unchanged code gives a small diff.
+exit unless the cell is tagged ``raises-exception``. Per-cell timing is not stored, so
+re-running unchanged code gives a small diff; the notebook's total run time, profile and
+device go to ``metadata.d2lmini`` (the book's table of run times is built from them).
+Consecutive outputs of one stream are merged into one (one box in the book).
 """
 
 from __future__ import annotations
@@ -30,6 +32,15 @@ def find_notebooks(paths: list[str]) -> list[Path]:
     return found
 
 
+def device_name() -> str:
+    """The device the notebooks ran on, as ``d2lmini.try_gpu`` picks it."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return "cpu"
+
+
 def run(path: Path, profile: str, timeout: int) -> float:
     nb = nbformat.read(path, as_version=4)
     os.environ["D2LMINI_PROFILE"] = profile
@@ -39,12 +50,18 @@ def run(path: Path, profile: str, timeout: int) -> float:
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
         record_timing=False,
+        coalesce_streams=True,
     )
     tic = time.perf_counter()
     client.execute()
     seconds = time.perf_counter() - tic
     nb.metadata.pop("widgets", None)
     nb.metadata["language_info"] = {"name": "python"}
+    nb.metadata["d2lmini"] = {
+        "profile": profile,
+        "run_seconds": round(seconds, 1),
+        "device": device_name(),
+    }
     nbformat.write(nb, path)
     return seconds
 
