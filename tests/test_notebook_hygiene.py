@@ -5,6 +5,7 @@ These read the committed notebooks; they do not run them (nbval does that).
 
 from __future__ import annotations
 
+import ast
 import re
 import sys
 from pathlib import Path
@@ -172,3 +173,97 @@ def test_one_box_per_stream(nb):
         names = [o.get("name") if o.output_type == "stream" else None for o in cell.outputs]
         split = [a for a, b in zip(names, names[1:]) if a is not None and a == b]
         assert not split, f"code cell {i + 1}: {split[0]} split in two outputs (re-run it)"
+
+
+# --- Assertions that cannot fail -------------------------------------------------------
+# A cheap lint for the commonest shapes of an assertion that is true by construction; the
+# review checklist in CONTRIBUTING.md covers what a lint cannot see.
+SETTERS = {"zero_", "fill_", "copy_", "zeros_", "ones_", "constant_", "normal_", "uniform_"}
+
+
+def _python(source: str) -> ast.Module | None:
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    try:
+        return ast.parse(TransformerManager().transform_cell(source))
+    except SyntaxError:
+        return None
+
+
+def _asserted(stmt: ast.stmt) -> list[ast.expr] | None:
+    """The expressions a statement asserts: ``assert e`` or ``...assert_close(a, b)``."""
+    if isinstance(stmt, ast.Assert):
+        return [stmt.test]
+    if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+        func = stmt.value.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        if name.startswith("assert"):
+            return list(stmt.value.args)
+    return None
+
+
+def _names(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def _same_on_both_sides(exprs: list[ast.expr]) -> bool:
+    pairs = []
+    if len(exprs) == 2:
+        pairs.append(tuple(exprs))
+    for e in exprs:
+        if isinstance(e, ast.Compare) and len(e.comparators) == 1:
+            pairs.append((e.left, e.comparators[0]))
+        if isinstance(e, ast.Call) and len(e.args) == 2:
+            pairs.append(tuple(e.args))
+    return any(ast.dump(a) == ast.dump(b) for a, b in pairs)
+
+
+def _set_just_before(prev: ast.stmt, exprs: list[ast.expr]) -> str | None:
+    """What ``prev`` set in place (``x.grad.zero_()``) or to a literal, if the assertion
+    reads nothing else."""
+    target = None
+    if isinstance(prev, ast.Expr) and isinstance(prev.value, ast.Call):
+        func, args = prev.value.func, prev.value.args
+        if isinstance(func, ast.Attribute) and func.attr in SETTERS:
+            if args and _names(func.value) <= {"nn", "init", "torch"}:
+                target = args[0]  # nn.init.zeros_(w)
+            else:
+                target = func.value  # x.grad.zero_()
+    elif isinstance(prev, ast.Assign) and isinstance(prev.value, ast.Constant):
+        if len(prev.targets) == 1:
+            target = prev.targets[0]
+    if target is None:
+        return None
+    covered: set[int] = set()
+    for e in exprs:
+        for node in ast.walk(e):
+            if ast.dump(node) == ast.dump(target):
+                covered |= {id(n) for n in ast.walk(node)}
+    free = {
+        n.id for e in exprs for n in ast.walk(e)
+        if isinstance(n, ast.Name) and id(n) not in covered
+    } - {"torch", "np", "math", "len", "abs", "float", "int", "bool"}
+    return ast.unparse(target) if covered and not free else None
+
+
+def test_no_assertion_true_by_construction(nb):
+    for i, cell in enumerate(code_cells(nb)):
+        tree = _python(cell.source)
+        if tree is None:
+            continue
+        for body in [tree.body] + [n.body for n in ast.walk(tree) if hasattr(n, "body")
+                                   and isinstance(n.body, list) and n is not tree]:
+            for prev, stmt in zip([None, *body], body):
+                exprs = _asserted(stmt)
+                if not exprs:
+                    continue
+                where = f"code cell {i + 1}, line {stmt.lineno}"
+                assert not (len(exprs) == 1 and isinstance(exprs[0], ast.Constant)), (
+                    f"{where}: asserts a constant"
+                )
+                assert not _same_on_both_sides(exprs), f"{where}: compares a thing with itself"
+                if prev is not None:
+                    name = _set_just_before(prev, exprs)
+                    assert name is None, (
+                        f"{where}: asserts only {name!r}, which the line before just set"
+                    )

@@ -33,14 +33,15 @@ def d2lmini_version() -> str:
 
 def bootstrap_source() -> str:
     """The exact source of the bootstrap cell."""
-    url = f"d2lmini @ git+{REPOSITORY}@v{d2lmini_version()}"
+    version = d2lmini_version()
     return "\n".join([
         "# Colab or Binder: install the book's helper package d2lmini if it is missing.",
         "import importlib.util",
         "import os",
         "",
         'if importlib.util.find_spec("d2lmini") is None:',
-        f'    source = os.environ.get("D2LMINI_SOURCE", "{url}")',
+        f'    book = "{REPOSITORY}"',
+        f'    source = os.environ.get("D2LMINI_SOURCE", f"d2lmini @ git+{{book}}@v{version}")',
         '    print(f"d2lmini is missing: installing {source}")',
         '    %pip install --quiet "{source}"',
     ])  # fmt: skip
