@@ -1,7 +1,23 @@
-"""Checkpoints that survive a crash: atomic writes, safe loads, RNG state included."""
+"""Checkpoints that survive a crash: atomic writes, checksums, safe loads, RNG state.
+
+A checkpoint file written by :func:`save_checkpoint` is a two-line text header followed
+by the bytes of an ordinary ``torch.save`` of the state::
+
+    D2LMINI-CHECKPOINT 1
+    sha256 <64 hexadecimal digits of the SHA-256 of the payload>
+    <payload: torch.save(state)>
+
+:func:`load_checkpoint` recomputes the checksum before it unpickles anything, so a file
+that was truncated, or that has a single flipped byte anywhere, raises
+:class:`CheckpointError` instead of loading silently wrong weights. The payload is then
+loaded with ``torch.load(..., weights_only=True)``.
+"""
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import io
 import os
 import pickle
 import tempfile
@@ -19,49 +35,174 @@ __all__ = [
     "save_checkpoint",
 ]
 
+MAGIC = b"D2LMINI-CHECKPOINT 1\n"
+_DIGEST_PREFIX = b"sha256 "
+_HEADER_SIZE = len(MAGIC) + len(_DIGEST_PREFIX) + 64 + 1  # magic, digest line
+_LOAD_ERRORS = (RuntimeError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile)
+
 
 class CheckpointError(RuntimeError):
-    """A checkpoint file exists but cannot be read (truncated, corrupt or unsafe)."""
+    """A checkpoint file exists but cannot be used (truncated, corrupt or unsafe)."""
+
+
+def _umask() -> int:
+    """The process's file-creation mask, read without changing it where possible."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # the only portable way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
+def _permission_error(exc: OSError) -> bool:
+    return isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX); silently skipped where unsupported."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
-    """Save ``state`` to ``path`` atomically and return the path.
+    """Save ``state`` to ``path`` atomically, with a checksum, and return the path.
 
     The data goes to a temporary file in the same folder, is flushed to disk, and only
     then renamed over ``path``: a crash mid-write leaves the previous checkpoint intact.
+    The file starts with a short header holding the SHA-256 checksum of the serialised
+    state (see the module documentation), so :func:`load_checkpoint` detects any later
+    damage. ``~`` in ``path`` is expanded, missing folders are created, and the file gets
+    the usual permissions (``0o666`` minus the umask), like a file made by ``open``.
+
+    :param path: the checkpoint file to write (replaced if it exists).
+    :param state: a dict of tensors, numbers, strings and containers of them.
+    :raises TypeError: if ``state`` is not a dict.
+    :raises IsADirectoryError: if ``path`` is a folder.
+    :raises NotADirectoryError: if a parent of ``path`` is a file.
+    :raises PermissionError: if the folder cannot be created or written to.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
+    if not isinstance(state, dict):
+        raise TypeError(f"a checkpoint state must be a dict, got {type(state).__name__}")
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"cannot save a checkpoint to {path}: it is a folder; "
+            f"pass a file path such as {path / 'checkpoint.pt'}"
+        )
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise NotADirectoryError(
+            f"cannot save a checkpoint to {path}: a parent of it is a file, not a folder "
+            f"({exc.filename})"
+        ) from exc
+    except OSError as exc:
+        if _permission_error(exc):
+            raise PermissionError(
+                f"cannot save a checkpoint to {path}: no permission to create the folder "
+                f"{folder} ({exc.strerror}); choose a writable location"
+            ) from exc
+        raise
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getbuffer()
+    digest = hashlib.sha256(payload).hexdigest().encode("ascii")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=path.name, suffix=".part")
+    except OSError as exc:
+        if _permission_error(exc):
+            raise PermissionError(
+                f"cannot save a checkpoint to {path}: no permission to write in {folder} "
+                f"({exc.strerror}). The checkpoint is written to a temporary file in that "
+                "folder and then renamed; choose a folder you can write to"
+            ) from exc
+        raise
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            f.write(MAGIC + _DIGEST_PREFIX + digest + b"\n")
+            f.write(payload)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0o600 files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(folder)
     return path
 
 
 def load_checkpoint(
     path: str | Path, map_location: str | torch.device | None = None
 ) -> dict[str, Any]:
-    """Load a checkpoint saved by :func:`save_checkpoint` with ``weights_only=True``.
+    """Load a checkpoint saved by :func:`save_checkpoint`, verifying its checksum.
 
-    Raises ``FileNotFoundError`` if there is no file and :class:`CheckpointError` if
-    the file is truncated, corrupt, or holds objects that are unsafe to unpickle.
+    The SHA-256 checksum stored in the file's header is checked before anything is
+    unpickled; the state is then loaded with ``torch.load(..., weights_only=True)``.
+
+    :param path: the checkpoint file (``~`` is expanded).
+    :param map_location: passed to ``torch.load``, e.g. ``"cpu"`` to load GPU tensors
+        on a machine without a GPU.
+    :returns: the state dict that was saved.
+    :raises FileNotFoundError: if there is no file at ``path``.
+    :raises IsADirectoryError: if ``path`` is a folder.
+    :raises PermissionError: if the file cannot be read.
+    :raises CheckpointError: if the file is not a d2lmini checkpoint (for example a
+        plain ``torch.save`` file), is truncated or corrupt (checksum mismatch), or holds
+        objects that are unsafe to unpickle.
     """
-    path = Path(path)
-    if not path.is_file():
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise IsADirectoryError(f"checkpoint path {path} is a folder, not a checkpoint file")
+    if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:  # noqa: E501
+        data = path.read_bytes()
+    except OSError as exc:
+        if _permission_error(exc):
+            raise PermissionError(
+                f"cannot read checkpoint {path}: permission denied ({exc.strerror}); "
+                "check the file's owner and mode (ls -l)"
+            ) from exc
+        raise
+    if not data.startswith(MAGIC):
+        if data.startswith(b"PK\x03\x04"):
+            raise CheckpointError(
+                f"{path} is a plain torch.save file, not a checkpoint written by "
+                "d2lmini.save_checkpoint (it has no checksum); load it with "
+                "torch.load(path, weights_only=True)"
+            )
         raise CheckpointError(
-            f"cannot read checkpoint {path} ({path.stat().st_size} bytes): "
-            f"it is truncated, corrupt or not a weights-only checkpoint. Cause: {exc}"
+            f"{path} ({len(data)} bytes) is not a d2lmini checkpoint: its header is "
+            "missing or damaged, so the file is truncated, corrupt or of another kind"
+        )
+    header, payload = data[:_HEADER_SIZE], data[_HEADER_SIZE:]
+    stored = header[len(MAGIC) :].removeprefix(_DIGEST_PREFIX).rstrip(b"\n")
+    if hashlib.sha256(payload).hexdigest().encode("ascii") != stored:
+        raise CheckpointError(
+            f"checkpoint {path} ({len(data)} bytes) is truncated or corrupt: the SHA-256 "
+            "checksum of its contents does not match the one stored when it was written"
+        )
+    try:
+        state = torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
+    except _LOAD_ERRORS as exc:
+        raise CheckpointError(
+            f"cannot load checkpoint {path} with weights_only=True: it holds objects that "
+            f"are unsafe to unpickle, or it was written by an incompatible PyTorch. "
+            f"Cause: {exc}"
         ) from exc
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, not a dict")
@@ -69,7 +210,11 @@ def load_checkpoint(
 
 
 def capture_rng_state() -> dict[str, Any]:
-    """The CPU and CUDA random-generator states, for an exact resume."""
+    """The CPU and CUDA random-generator states, for an exact resume.
+
+    :returns: ``{"torch": cpu_state}``, plus ``"cuda"`` (one state per GPU) when CUDA is
+        available.
+    """
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -77,7 +222,10 @@ def capture_rng_state() -> dict[str, Any]:
 
 
 def restore_rng_state(state: dict[str, Any]) -> None:
-    """Restore states captured by :func:`capture_rng_state`."""
+    """Restore states captured by :func:`capture_rng_state`.
+
+    :param state: the dict returned by :func:`capture_rng_state`.
+    """
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])

@@ -17,8 +17,10 @@ by indexing a shuffled permutation; scaling to ``[0, 1]`` and resizing happen pe
 
 from __future__ import annotations
 
+import errno
 import gzip
 import math
+import numbers
 import os
 import shutil
 import struct
@@ -76,7 +78,6 @@ def _all_files() -> list[str]:
 
 def _decompress(src: Path, dst: Path) -> None:
     """Decompress ``src`` to ``dst`` atomically (safe when two processes race)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=dst.name, suffix=".part")
     try:
         with gzip.open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
@@ -97,24 +98,72 @@ def _missing_data_error(root: Path, system_dir: Path, reason: str) -> FileNotFou
     )
 
 
+def _root_fix() -> str:
+    return (
+        f"pass root= (or set ${DATA_ENV}) to a folder you can write to, "
+        f"e.g. the default {Path('~') / '.cache' / 'd2lmini'}"
+    )
+
+
+def _writable_raw_dir(root: Path) -> Path:
+    """Create ``ROOT/FashionMNIST/raw`` if needed and check that files can be added."""
+    raw = _raw_dir(root)
+    try:
+        raw.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=raw, prefix=".write-test")
+        os.close(fd)
+        os.unlink(probe)
+    except (FileExistsError, NotADirectoryError) as exc:
+        blocking = next(
+            (p for p in (root, root / "FashionMNIST", raw) if p.exists() and not p.is_dir()),
+            Path(exc.filename or raw),
+        )
+        raise NotADirectoryError(
+            f"cannot use {root} as the data root: {blocking} is a file, not a folder; "
+            f"{_root_fix()}"
+        ) from exc
+    except OSError as exc:
+        if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EROFS):
+            raise PermissionError(
+                f"cannot write the Fashion-MNIST files into {raw} ({exc.strerror}); "
+                f"{_root_fix()}"
+            ) from exc
+        raise
+    return raw
+
+
 def prepare_fashion_mnist(
     root: str | Path | None = None,
     system_dir: str | Path = SYSTEM_DIR,
     download: bool = True,
 ) -> Path:
-    """Make sure the four raw files are in ``ROOT/FashionMNIST/raw/``; return ``ROOT``."""
+    """Make sure the four raw files are in ``ROOT/FashionMNIST/raw/``; return ``ROOT``.
+
+    :param root: the data root; by default ``$D2LMINI_DATA`` or ``~/.cache/d2lmini``.
+    :param system_dir: where the Debian package keeps its gzip files.
+    :param download: whether torchvision may download missing files.
+    :returns: the data root, with ``~`` expanded.
+    :raises NotADirectoryError: if ``root`` (or a folder inside it) is a file.
+    :raises PermissionError: if files are missing and ``root`` is not writable.
+    :raises FileNotFoundError: if the files are nowhere to be found, naming the ways to
+        get them.
+    """
     root = Path(root).expanduser() if root is not None else default_data_root()
     system_dir = Path(system_dir)
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"the data root {root} is a file, not a folder; {_root_fix()}")
     raw = _raw_dir(root)
     missing = [name for name in _all_files() if not (raw / name).exists()]
     if not missing:
         return root
     if all((system_dir / f"{name}.gz").exists() for name in missing):
+        _writable_raw_dir(root)
         for name in missing:
             _decompress(system_dir / f"{name}.gz", raw / name)
         return root
     if not download:
         raise _missing_data_error(root, system_dir, "downloading was not allowed")
+    _writable_raw_dir(root)
     try:
         from torchvision.datasets import FashionMNIST
 
@@ -125,19 +174,29 @@ def prepare_fashion_mnist(
     return root
 
 
+def _delete_hint(path: Path | str) -> str:
+    return f"the file is wrong or corrupt; delete it ({path}) so that it is fetched again"
+
+
 def read_idx(path: str | Path) -> torch.Tensor:
-    """Read an IDX file of unsigned bytes (the MNIST format) into a ``uint8`` tensor."""
+    """Read an IDX file of unsigned bytes (the MNIST format) into a ``uint8`` tensor.
+
+    :raises ValueError: if the file is not an IDX file of unsigned bytes, or its size does
+        not match its header (truncated); the message names the file.
+    """
     data = Path(path).read_bytes()
     if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
-        raise ValueError(f"{path} is not an IDX file of unsigned bytes")
+        raise ValueError(f"{path} is not an IDX file of unsigned bytes: {_delete_hint(path)}")
     ndim = data[3]
     header = 4 + 4 * ndim
+    if len(data) < header:
+        raise ValueError(f"{path} is truncated inside its header: {_delete_hint(path)}")
     shape = struct.unpack(f">{ndim}I", data[4:header])
     expected = header + math.prod(shape)
     if len(data) != expected:
         raise ValueError(
             f"{path} has {len(data)} bytes but its header {tuple(shape)} needs {expected}: "
-            "the file is truncated or corrupt; delete it to fetch it again"
+            f"the file is truncated or corrupt; delete it ({path}) so that it is fetched again"
         )
     buffer = bytearray(data[header:])  # writable copy: torch wants writable memory
     return torch.frombuffer(buffer, dtype=torch.uint8).reshape(shape)
@@ -146,24 +205,90 @@ def read_idx(path: str | Path) -> torch.Tensor:
 def read_fashion_mnist(
     split: str = "train", root: str | Path | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return ``(images, labels)`` of a split: ``uint8`` N×28×28 and ``int64`` N."""
+    """Return ``(images, labels)`` of a split: ``uint8`` N×28×28 and ``int64`` N.
+
+    :param split: ``"train"`` or ``"test"``.
+    :param root: the data root (see :func:`prepare_fashion_mnist`).
+    :raises ValueError: if a file does not hold what its name says (images of 28×28
+        pixels, or one label from 0 to 9 per image); the message names the file.
+    """
     if split not in SPLIT_FILES:
         raise ValueError(f"split must be one of {sorted(SPLIT_FILES)}, got {split!r}")
     raw = _raw_dir(prepare_fashion_mnist(root))
-    images_file, labels_file = SPLIT_FILES[split]
-    images, labels = read_idx(raw / images_file), read_idx(raw / labels_file).long()
+    images_file, labels_file = raw / SPLIT_FILES[split][0], raw / SPLIT_FILES[split][1]
+    images, labels = read_idx(images_file), read_idx(labels_file)
+    if images.ndim != 3 or tuple(images.shape[1:]) != (28, 28):
+        raise ValueError(
+            f"{images_file} should hold N images of 28x28 pixels (IDX magic 0x00000803) "
+            f"but holds an array of shape {tuple(images.shape)}: {_delete_hint(images_file)}"
+        )
+    if labels.ndim != 1:
+        raise ValueError(
+            f"{labels_file} should hold one label per image (IDX magic 0x00000801) but "
+            f"holds an array of shape {tuple(labels.shape)}: {_delete_hint(labels_file)}"
+        )
+    if labels.numel() and int(labels.max()) >= len(LABELS):
+        raise ValueError(
+            f"{labels_file} holds the label {int(labels.max())}, but Fashion-MNIST labels "
+            f"are 0 to {len(LABELS) - 1}: {_delete_hint(labels_file)}"
+        )
     if images.shape[0] != labels.shape[0]:
-        raise ValueError(f"{split}: {images.shape[0]} images but {labels.shape[0]} labels")
-    return images, labels
+        raise ValueError(
+            f"{split}: {images.shape[0]} images in {images_file} but {labels.shape[0]} "
+            f"labels in {labels_file}; delete both so that they are fetched again"
+        )
+    return images, labels.long()
+
+
+def _check_batch_size(batch_size: Any) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise TypeError(
+            f"batch_size must be an int >= 1, got {batch_size!r} ({type(batch_size).__name__})"
+        )
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return int(batch_size)
 
 
 def _as_size(resize: int | Sequence[int] | None) -> tuple[int, int] | None:
+    """Check ``resize`` (None, an int >= 1 or a pair of them) and return (height, width)."""
     if resize is None:
         return None
-    if isinstance(resize, int):
-        return (resize, resize)
-    height, width = resize
-    return (int(height), int(width))
+
+    def positive_int(value: Any) -> bool:
+        return (
+            isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+        )
+
+    if positive_int(resize):
+        return (int(resize), int(resize))  # type: ignore[arg-type]
+    if (
+        isinstance(resize, Sequence)
+        and not isinstance(resize, (str, bytes))
+        and len(resize) == 2
+        and all(positive_int(v) for v in resize)
+    ):
+        return (int(resize[0]), int(resize[1]))
+    raise ValueError(
+        "resize must be None, an int >= 1 or a pair (height, width) of them, "
+        f"got {resize!r} ({type(resize).__name__})"
+    )
+
+
+def _check_generator(generator: Any) -> torch.Generator | None:
+    if generator is None:
+        return None
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"generator must be a torch.Generator, got {generator!r} "
+            f"({type(generator).__name__}); e.g. torch.Generator().manual_seed(0)"
+        )
+    if generator.device.type != "cpu":
+        raise ValueError(
+            f"generator must be a CPU generator (the shuffling order is drawn on the CPU), "
+            f"got one on {generator.device}"
+        )
+    return generator
 
 
 class FashionMNISTBatches:
@@ -172,6 +297,19 @@ class FashionMNISTBatches:
     ``X`` is ``float32`` of shape (B, 1, H, W) with values in [0, 1]; ``y`` is ``int64``.
     With ``device`` set, the whole split (47 MB for training) moves there once and
     batches are made on that device.
+
+    :param images: ``uint8`` images of shape (N, H, W).
+    :param labels: labels of shape (N,).
+    :param batch_size: examples per batch (the last batch may be smaller), an int >= 1.
+    :param shuffle: draw a new random order on every pass.
+    :param resize: an int or a pair ``(height, width)``: resize each batch with
+        antialiased bilinear interpolation.
+    :param device: where the split and the batches live (default: where ``images`` are).
+    :param generator: a CPU ``torch.Generator`` for the shuffling order (default: the
+        global generator, seeded by ``torch.manual_seed``).
+    :raises TypeError: if ``batch_size`` is not an int or ``generator`` not a generator.
+    :raises ValueError: for ``batch_size < 1``, an invalid ``resize``, or images and
+        labels of different lengths.
     """
 
     def __init__(
@@ -184,8 +322,9 @@ class FashionMNISTBatches:
         device: torch.device | str | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = _check_batch_size(batch_size)
+        self.size = _as_size(resize)
+        self.generator = _check_generator(generator)
         if images.shape[0] != labels.shape[0]:
             raise ValueError(
                 f"images {tuple(images.shape)} and labels {tuple(labels.shape)} "
@@ -194,10 +333,7 @@ class FashionMNISTBatches:
         device = torch.device(device) if device is not None else images.device
         self.images = images.to(device)
         self.labels = labels.to(device)
-        self.batch_size = batch_size
         self.shuffle = shuffle
-        self.size = _as_size(resize)
-        self.generator = generator
 
     @property
     def num_examples(self) -> int:
@@ -234,17 +370,40 @@ def load_data_fashion_mnist(
     resize: int | Sequence[int] | None = None,
     root: str | Path | None = None,
     device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
 ) -> tuple[FashionMNISTBatches, FashionMNISTBatches]:
     """Return ``(train_iter, test_iter)`` over real Fashion-MNIST (d2l's name and order).
 
-    The training iterator reshuffles on every pass (seed with ``torch.manual_seed``);
-    the test iterator keeps the file order.
+    The training iterator reshuffles on every pass; the test iterator keeps the file
+    order. Both yield ``float32`` images in [0, 1] of shape (B, 1, H, W) and ``int64``
+    labels, the same pixels and labels as d2l's loader.
+
+    Differs from d2l: the batches come from :class:`FashionMNISTBatches` (one decoded
+    tensor, no ``DataLoader``, no worker processes); the files are found as
+    :func:`prepare_fashion_mnist` describes (d2l downloads into ``../data``); the
+    shuffling order is drawn differently (same examples, another order); and ``resize``
+    uses antialiased bilinear interpolation on the float image, which is within 1/255 of
+    d2l's ``transforms.Resize`` (PIL, rounded to ``uint8``).
+
+    :param batch_size: examples per batch, an int >= 1.
+    :param resize: an int or a pair ``(height, width)`` to resize the images to.
+    :param root: the data root (see :func:`prepare_fashion_mnist`).
+    :param device: where the data and the batches live (default: the CPU).
+    :param generator: a CPU ``torch.Generator`` for a training order that does not
+        depend on the global random state, e.g. ``torch.Generator().manual_seed(0)``
+        (default: the global generator, seeded by ``torch.manual_seed``).
+    :raises TypeError: if ``batch_size`` is not an int or ``generator`` not a generator.
+    :raises ValueError: for ``batch_size < 1`` or an invalid ``resize``, before any file
+        is read.
     """
+    batch_size, _ = _check_batch_size(batch_size), _as_size(resize)
+    generator = _check_generator(generator)
     train_images, train_labels = read_fashion_mnist("train", root)
     test_images, test_labels = read_fashion_mnist("test", root)
     train_iter = FashionMNISTBatches(
-        train_images, train_labels, batch_size, shuffle=True, resize=resize, device=device
-    )
+        train_images, train_labels, batch_size, shuffle=True, resize=resize, device=device,
+        generator=generator,
+    )  # fmt: skip
     test_iter = FashionMNISTBatches(
         test_images, test_labels, batch_size, shuffle=False, resize=resize, device=device
     )
@@ -266,13 +425,27 @@ def load_fashion_mnist_splits(
     root: str | Path | None = None,
     device: torch.device | str | None = None,
     seed: int = 0,
+    generator: torch.Generator | None = None,
 ) -> Splits:
     """Return ``(train_iter, val_iter, test_iter)``: a validation split for tuning.
 
     ``val_size`` images are drawn at random (fixed by ``seed``, independent of the global
     RNG) from the 60,000 training images and held out; training uses the rest. Choose
     hyper-parameters on ``val_iter`` and report ``test_iter`` once, at the end.
+
+    :param batch_size: examples per batch, an int >= 1.
+    :param val_size: how many training images to hold out for validation.
+    :param resize: an int or a pair ``(height, width)`` to resize the images to.
+    :param root: the data root (see :func:`prepare_fashion_mnist`).
+    :param device: where the data and the batches live (default: the CPU).
+    :param seed: fixes which images form the validation split.
+    :param generator: a CPU ``torch.Generator`` for the order of the training batches
+        (default: the global generator, seeded by ``torch.manual_seed``).
+    :raises TypeError: if ``batch_size`` is not an int or ``generator`` not a generator.
+    :raises ValueError: for ``batch_size < 1``, an invalid ``resize`` or ``val_size``.
     """
+    batch_size, _ = _check_batch_size(batch_size), _as_size(resize)
+    generator = _check_generator(generator)
     images, labels = read_fashion_mnist("train", root)
     if not 0 < val_size < images.shape[0]:
         raise ValueError(
@@ -282,13 +455,15 @@ def load_fashion_mnist_splits(
     val_idx, train_idx = order[:val_size], order[val_size:]
     test_images, test_labels = read_fashion_mnist("test", root)
 
-    def batches(x: torch.Tensor, y: torch.Tensor, shuffle: bool) -> FashionMNISTBatches:
+    def batches(
+        x: torch.Tensor, y: torch.Tensor, shuffle: bool, gen: torch.Generator | None = None
+    ) -> FashionMNISTBatches:
         return FashionMNISTBatches(
-            x, y, batch_size, shuffle=shuffle, resize=resize, device=device
+            x, y, batch_size, shuffle=shuffle, resize=resize, device=device, generator=gen
         )
 
     return Splits(
-        batches(images[train_idx], labels[train_idx], shuffle=True),
+        batches(images[train_idx], labels[train_idx], shuffle=True, gen=generator),
         batches(images[val_idx], labels[val_idx], shuffle=False),
         batches(test_images, test_labels, shuffle=False),
     )
@@ -310,13 +485,24 @@ def load_fashion_mnist_datasets(
     return train, test
 
 
+def _usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask), not all of the machine's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def get_dataloader_workers() -> int:
     """A sane ``num_workers`` for a ``DataLoader``.
 
     0 unless worker processes start by ``fork``: with ``spawn`` (Windows, macOS) or
     ``forkserver`` (Linux from Python 3.14) workers re-import ``__main__``, which fails for
-    a Dataset class defined in a notebook. Otherwise one less than the CPU count, at most 4
-    (d2l hard-codes 4, which oversubscribes a 2-core machine).
+    a Dataset class defined in a notebook. Otherwise one less than the number of CPU
+    cores this process may use (``os.sched_getaffinity``, which respects ``taskset`` and
+    container CPU sets, where available), at most 4.
+
+    Differs from d2l: d2l always returns 4, which oversubscribes a 2-core machine and
+    fails for notebook-defined datasets under ``spawn``.
     """
     import multiprocessing
 
@@ -325,9 +511,13 @@ def get_dataloader_workers() -> int:
         method = multiprocessing.get_all_start_methods()[0]
     if sys.platform in ("win32", "darwin") or method != "fork":
         return 0
-    return max(0, min(4, (os.cpu_count() or 1) - 1))
+    return max(0, min(4, _usable_cores() - 1))
 
 
 def get_fashion_mnist_labels(labels: Any) -> list[str]:
-    """Turn numeric labels (ints or a tensor) into their text names."""
+    """Turn numeric labels (ints or a tensor) into their text names.
+
+    >>> get_fashion_mnist_labels([0, 9])
+    ['t-shirt', 'ankle boot']
+    """
     return [LABELS[int(i)] for i in labels]

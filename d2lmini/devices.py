@@ -29,6 +29,13 @@ def _mps_available() -> bool:
 def try_gpu(i: int = 0) -> torch.device:
     """Return CUDA GPU ``i`` if it exists, else Apple's MPS device, else the CPU.
 
+    Differs from d2l: d2l never returns MPS (it falls back to the CPU on a Mac with an
+    Apple GPU), and a negative ``i`` raises :class:`ValueError` naming the problem (d2l's
+    raises a ``RuntimeError`` about an invalid device string ``cuda:-1``). Without CUDA
+    and MPS both return the CPU.
+
+    :param i: the index of the CUDA GPU, >= 0.
+
     >>> try_gpu(99).type in {"cuda", "mps", "cpu"}
     True
     """
@@ -44,8 +51,9 @@ def try_gpu(i: int = 0) -> torch.device:
 def try_all_gpus() -> list[torch.device]:
     """Return every CUDA GPU, or ``[cpu]`` when there is none.
 
-    The list is never empty (d2l's version returns ``[]`` without a GPU, which breaks
-    code that later indexes ``devices[0]``).
+    Differs from d2l: the list is never empty. d2l's version returns ``[]`` without a
+    GPU (although its docstring promises ``[cpu()]``), which breaks code that later
+    indexes ``devices[0]``.
     """
     gpus = [torch.device(f"cuda:{i}") for i in range(num_gpus())]
     return gpus or [cpu()]

@@ -25,7 +25,12 @@ def _in_notebook() -> bool:
 
 
 def use_svg_display() -> None:
-    """Show figures as SVG in notebooks, without timestamps so re-runs diff cleanly."""
+    """Show figures as SVG in notebooks, without timestamps so re-runs diff cleanly.
+
+    Differs from d2l: the SVG files carry no date and a fixed hash salt, so running a
+    notebook twice stores identical figures; outside a notebook (a script, a test) it
+    changes no display setting, only the SVG hash salt.
+    """
     import matplotlib
 
     matplotlib.rcParams["svg.hashsalt"] = "d2lmini"
@@ -36,7 +41,10 @@ def use_svg_display() -> None:
 
 
 def set_figsize(figsize: tuple[float, float] = (3.5, 2.5)) -> None:
-    """Use SVG output and set the default figure size in inches."""
+    """Use SVG output and set the default figure size in inches (as d2l does).
+
+    :param figsize: ``(width, height)`` in inches.
+    """
     import matplotlib.pyplot as plt
 
     use_svg_display()
@@ -83,7 +91,14 @@ def plot(
     """Plot one or several curves.
 
     ``plot(y)`` plots a sequence against its index; ``plot(x, [y1, y2])`` plots
-    several curves against the same ``x``. Tensors are accepted (detached, on CPU).
+    several curves against the same ``x``. Tensors are accepted, also ones that
+    require gradients or live on a GPU (they are detached and copied to the CPU).
+
+    Differs from d2l: it returns the ``Axes`` (d2l returns ``None``) and accepts tensors
+    that require gradients or live on a GPU (d2l's raises). The curves, labels, scales,
+    limits and legend drawn are the same.
+
+    :returns: the matplotlib ``Axes`` drawn on.
     """
     import matplotlib.pyplot as plt
 
@@ -126,6 +141,11 @@ class Animator:
     In a notebook the figure is redrawn in place through one display handle, so the
     cell keeps exactly one final static figure (which the HTML book shows). Outside a
     notebook nothing is drawn until :meth:`show`.
+
+    Differs from d2l: d2l redraws with ``display`` and ``clear_output``, which wipes
+    everything else the cell printed and displays the figure even in a script; ``x``
+    must be one number per call (d2l also takes one ``x`` per curve); there is no
+    ``nrows``/``ncols`` grid. The points collected in ``X`` and ``Y`` are the same.
     """
 
     def __init__(
@@ -190,7 +210,14 @@ def show_images(
     titles: Sequence[str] | None = None,
     scale: float = 1.5,
 ) -> Any:
-    """Show a grid of images (tensors of shape HxW or CxHxW, or PIL images)."""
+    """Show a grid of images (tensors of shape HxW or CxHxW, or PIL images).
+
+    Differs from d2l: single-channel images are shown in grey (d2l uses matplotlib's
+    default colour map), CxHxW tensors are accepted (d2l needs HxW or HxWxC), and the
+    layout is tightened so that titles do not overlap.
+
+    :returns: the flat array of ``Axes``, one per image slot.
+    """
     import matplotlib.pyplot as plt
 
     use_svg_display()

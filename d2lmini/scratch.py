@@ -37,14 +37,26 @@ def numpy_two_layer_grads(
 def corr2d(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     """2-D cross-correlation of a matrix ``X`` with a kernel ``K`` (no padding, stride 1).
 
-    This is what deep-learning libraries call "convolution".
+    This is what deep-learning libraries call "convolution". The result has the dtype
+    that PyTorch's type promotion gives ``X * K`` (``torch.result_type``): an integer
+    ``X`` with a float ``K`` gives floats, never a silently truncated integer result.
+
+    Differs from d2l: d2l always returns ``float32`` (it builds the output with
+    ``torch.zeros``), which rounds ``float64`` inputs and turns integer inputs into
+    floats; here the dtype follows the inputs, and shapes are checked.
+
+    :param X: the input, a 2-D tensor.
+    :param K: the kernel, a 2-D tensor no larger than ``X``.
+    :returns: a tensor of shape ``(X.shape[0] - K.shape[0] + 1, X.shape[1] - K.shape[1] + 1)``.
+    :raises ValueError: if ``X`` or ``K`` is not 2-D, or ``K`` is larger than ``X``.
     """
     if X.ndim != 2 or K.ndim != 2:
         raise ValueError(f"corr2d takes 2-D X and K, got {tuple(X.shape)} and {tuple(K.shape)}")
     h, w = K.shape
     if h > X.shape[0] or w > X.shape[1]:
         raise ValueError(f"kernel {tuple(K.shape)} is larger than the input {tuple(X.shape)}")
-    Y = torch.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1), dtype=X.dtype, device=X.device)
+    dtype = torch.result_type(X, K)
+    Y = torch.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1), dtype=dtype, device=X.device)
     for i in range(Y.shape[0]):
         for j in range(Y.shape[1]):
             Y[i, j] = (X[i : i + h, j : j + w] * K).sum()

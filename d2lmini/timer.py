@@ -10,6 +10,14 @@ __all__ = ["Timer"]
 class Timer:
     """Record running times: ``start``/``stop`` laps, or use it as a context manager.
 
+    Like d2l's ``Timer``, it starts when it is created, so ``Timer()`` followed by
+    :meth:`stop` measures one lap.
+
+    Differs from d2l: it uses ``time.perf_counter`` (monotonic, high resolution) instead
+    of ``time.time``; :meth:`stop` without a running lap raises :class:`RuntimeError`
+    (d2l measures again from the old start); :meth:`avg` of no laps is 0.0 (d2l raises
+    ``ZeroDivisionError``); and it works as a context manager.
+
     >>> t = Timer()
     >>> with t:
     ...     _ = sum(range(1000))
@@ -20,6 +28,7 @@ class Timer:
     def __init__(self) -> None:
         self.times: list[float] = []
         self._tik: float | None = None
+        self.start()
 
     def start(self) -> None:
         """Start a lap."""
@@ -28,7 +37,7 @@ class Timer:
     def stop(self) -> float:
         """Stop the lap, record it and return its length in seconds."""
         if self._tik is None:
-            raise RuntimeError("Timer.stop() called before Timer.start()")
+            raise RuntimeError("Timer.stop() called without a running lap; call start() first")
         self.times.append(time.perf_counter() - self._tik)
         self._tik = None
         return self.times[-1]

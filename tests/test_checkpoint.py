@@ -1,7 +1,13 @@
+import io
+import os
+import stat
+from pathlib import Path
+
 import pytest
 import torch
 
 import d2lmini
+from d2lmini import checkpoint as ckpt_module
 
 
 def test_save_then_load_round_trips(tmp_path):
@@ -29,7 +35,7 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path):
 def test_truncated_checkpoint_gives_a_clear_error(tmp_path):
     path = d2lmini.save_checkpoint(tmp_path / "ckpt.pt", {"w": torch.randn(100, 100)})
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(d2lmini.CheckpointError, match="truncated, corrupt"):
+    with pytest.raises(d2lmini.CheckpointError, match="truncated or corrupt"):
         d2lmini.load_checkpoint(path)
 
 
@@ -45,11 +51,108 @@ def test_missing_checkpoint_is_file_not_found(tmp_path):
         d2lmini.load_checkpoint(tmp_path / "absent.pt")
 
 
-def test_unsafe_pickles_are_refused(tmp_path):
+def test_unsafe_pickles_are_refused_even_with_a_valid_checksum(tmp_path, monkeypatch):
     path = tmp_path / "model.pt"
-    torch.save({"fn": print}, path)  # a callable: not allowed with weights_only=True
-    with pytest.raises(d2lmini.CheckpointError):
+    # write a checkpoint whose payload holds a callable, with a correct checksum
+    real_save = torch.save
+    monkeypatch.setattr(torch, "save", lambda obj, f: real_save({"fn": print}, f))
+    d2lmini.save_checkpoint(path, {"harmless": 1})
+    monkeypatch.undo()
+    with pytest.raises(d2lmini.CheckpointError, match="unsafe to unpickle"):
         d2lmini.load_checkpoint(path)
+
+
+def test_a_plain_torch_save_file_is_named_as_such(tmp_path):
+    path = tmp_path / "plain.pt"
+    torch.save({"w": torch.ones(2)}, path)
+    with pytest.raises(d2lmini.CheckpointError, match="plain torch.save file.*torch.load"):
+        d2lmini.load_checkpoint(path)
+
+
+@pytest.mark.parametrize("where", ["header", "digest", "payload start", "middle", "last"])
+def test_every_flipped_byte_is_detected(tmp_path, where):
+    path = d2lmini.save_checkpoint(tmp_path / "ckpt.pt", {"w": torch.randn(50, 50)})
+    data = bytearray(path.read_bytes())
+    header = len(ckpt_module.MAGIC) + len("sha256 ") + 64 + 1
+    offset = {"header": 3, "digest": len(ckpt_module.MAGIC) + 10, "payload start": header,
+              "middle": len(data) // 2, "last": len(data) - 1}[where]
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(d2lmini.CheckpointError, match="corrupt"):
+        d2lmini.load_checkpoint(path)
+
+
+def test_the_checksum_guards_tensor_bytes_that_torch_load_accepts(tmp_path):
+    """A flip inside tensor data still unpickles with torch.load: only the checksum sees it."""
+    weights = torch.zeros(64, dtype=torch.float64)
+    path = d2lmini.save_checkpoint(tmp_path / "ckpt.pt", {"w": weights})
+    data = bytearray(path.read_bytes())
+    payload_start = data.index(b"PK\x03\x04")
+    tensor_bytes = bytes(8 * 64)  # the zeros, as stored
+    at = data.index(tensor_bytes, payload_start)
+    data[at + 100] = 0x40
+    silently_wrong = torch.load(io.BytesIO(bytes(data[payload_start:])), weights_only=True)["w"]
+    assert not torch.equal(silently_wrong, weights)  # torch.load alone does not notice
+    path.write_bytes(bytes(data))
+    with pytest.raises(d2lmini.CheckpointError, match="SHA-256"):
+        d2lmini.load_checkpoint(path)
+
+
+def test_saved_files_honour_the_umask(tmp_path):
+    old = os.umask(0o027)
+    try:
+        path = d2lmini.save_checkpoint(tmp_path / "ckpt.pt", {"epoch": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640  # mkstemp alone gives 0o600
+    old = os.umask(0o022)
+    try:
+        d2lmini.save_checkpoint(path, {"epoch": 2})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_tilde_is_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    path = d2lmini.save_checkpoint("~/runs/ckpt.pt", {"epoch": 1})
+    assert path == tmp_path / "runs" / "ckpt.pt" and path.is_file()
+    assert d2lmini.load_checkpoint("~/runs/ckpt.pt")["epoch"] == 1
+
+
+def test_a_folder_is_not_a_checkpoint(tmp_path):
+    with pytest.raises(IsADirectoryError, match=r"folder.*checkpoint\.pt"):
+        d2lmini.save_checkpoint(tmp_path, {"epoch": 1})
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        d2lmini.load_checkpoint(tmp_path)
+
+
+def test_a_file_in_the_parent_path_is_named(tmp_path):
+    (tmp_path / "runs").write_text("not a folder")
+    with pytest.raises(NotADirectoryError, match="not a folder"):
+        d2lmini.save_checkpoint(tmp_path / "runs" / "ckpt.pt", {"epoch": 1})
+
+
+def test_permission_errors_name_the_folder_and_the_fix(tmp_path, monkeypatch):
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    # tempfile.mkstemp is what fails in a read-only folder (simulated: root may write)
+    monkeypatch.setattr(ckpt_module.tempfile, "mkstemp", denied)
+    with pytest.raises(PermissionError, match=f"no permission to write in {tmp_path}"):
+        d2lmini.save_checkpoint(tmp_path / "ckpt.pt", {"epoch": 1})
+    monkeypatch.undo()
+
+    path = d2lmini.save_checkpoint(tmp_path / "ckpt.pt", {"epoch": 1})
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    with pytest.raises(PermissionError, match="cannot read checkpoint .*ckpt.pt"):
+        d2lmini.load_checkpoint(path)
+
+
+def test_state_must_be_a_dict(tmp_path):
+    with pytest.raises(TypeError, match="must be a dict, got list"):
+        d2lmini.save_checkpoint(tmp_path / "ckpt.pt", [1, 2])
+    assert not list(tmp_path.iterdir())
 
 
 def test_rng_state_round_trip():

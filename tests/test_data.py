@@ -147,3 +147,153 @@ def test_validation_split_is_disjoint_from_training_and_fixed_by_seed():
     assert torch.equal(again.images, val.images) and not torch.equal(other.images, val.images)
     with pytest.raises(ValueError, match="val_size"):
         d2lmini.load_fashion_mnist_splits(1000, val_size=0)
+
+
+# --- arguments are checked when the loader is called, before any file is read -------
+
+
+@pytest.mark.parametrize("batch_size, error", [("32", TypeError), (32.0, TypeError),
+                                               (True, TypeError), (0, ValueError),
+                                               (-4, ValueError)])
+def test_batch_size_is_checked_at_call_time(tmp_path, batch_size, error):
+    nowhere = tmp_path / "no-data"  # a data root that loading would fill
+    for load in (d2lmini.load_data_fashion_mnist, d2lmini.load_fashion_mnist_splits):
+        with pytest.raises(error, match="batch_size"):
+            load(batch_size, root=nowhere)
+    assert not nowhere.exists()  # refused before any file was looked for or written
+    with pytest.raises(error, match="batch_size"):
+        d2lmini.FashionMNISTBatches(torch.zeros(4, 28, 28), torch.zeros(4), batch_size)
+
+
+@pytest.mark.parametrize("resize", ["32", 0, -1, 2.5, True, (32,), (32, 0), ("3", "2"),
+                                    (32, 32, 32)])
+def test_resize_is_checked_at_call_time(tmp_path, resize):
+    nowhere = tmp_path / "no-data"
+    for load in (d2lmini.load_data_fashion_mnist, d2lmini.load_fashion_mnist_splits):
+        with pytest.raises(ValueError, match="resize must be"):
+            load(8, resize=resize, root=nowhere)
+    assert not nowhere.exists()
+    with pytest.raises(ValueError, match="resize must be"):
+        d2lmini.FashionMNISTBatches(torch.zeros(4, 28, 28), torch.zeros(4), 2, resize=resize)
+
+
+def test_resize_accepts_a_pair_of_ints(root):
+    _, test_iter = d2lmini.load_data_fashion_mnist(4, resize=[40, 20], root=root)
+    assert next(iter(test_iter))[0].shape == (4, 1, 40, 20)
+
+
+def test_generator_makes_the_training_order_reproducible(root):
+    orders = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)  # must not matter
+        generator = torch.Generator().manual_seed(0)
+        train_iter, _ = d2lmini.load_data_fashion_mnist(500, root=root, generator=generator)
+        orders.append(next(iter(train_iter))[1])
+        train, _, _ = d2lmini.load_fashion_mnist_splits(
+            500, root=root, generator=torch.Generator().manual_seed(0))
+        orders.append(next(iter(train))[1])
+    assert torch.equal(orders[0], orders[2]) and torch.equal(orders[1], orders[3])
+    assert not torch.equal(orders[0], orders[1])  # different data, different batches
+    with pytest.raises(TypeError, match="torch.Generator"):
+        d2lmini.load_data_fashion_mnist(8, root=root, generator=0)
+
+
+# --- files that are not what their names say -------------------------------------
+
+
+def write_idx(path, tensor, type_code=0x08):
+    header = bytes([0, 0, type_code, tensor.ndim])
+    header += b"".join(int(n).to_bytes(4, "big") for n in tensor.shape)
+    path.write_bytes(header + tensor.to(torch.uint8).numpy().tobytes())
+
+
+@pytest.fixture
+def fake_root(root, tmp_path):
+    """A data root whose training files are real and whose test files we write."""
+    raw = tmp_path / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        (raw / name).symlink_to(root / "FashionMNIST" / "raw" / name)
+    write_idx(raw / "t10k-images-idx3-ubyte", torch.zeros(5, 28, 28))
+    write_idx(raw / "t10k-labels-idx1-ubyte", torch.arange(5))
+    return tmp_path
+
+
+def test_fake_root_is_readable(fake_root):
+    images, labels = d2lmini.read_fashion_mnist("test", fake_root)
+    assert images.shape == (5, 28, 28) and labels.tolist() == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("labels, message", [
+    (torch.zeros(5, 28, 28), r"one label per image .* shape \(5, 28, 28\)"),
+    (torch.tensor([0, 1, 2, 3, 12]), "holds the label 12, but Fashion-MNIST labels are 0 to 9"),
+    (torch.arange(4), "5 images .* but 4 labels"),
+])
+def test_label_files_that_are_not_labels_are_named(fake_root, labels, message):
+    path = fake_root / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    write_idx(path, labels)
+    with pytest.raises(ValueError, match=message) as info:
+        d2lmini.read_fashion_mnist("test", fake_root)
+    assert str(path) in str(info.value) and "delete" in str(info.value)
+
+
+@pytest.mark.parametrize("images", [torch.zeros(5, 32, 32), torch.zeros(5, 784)])
+def test_image_files_of_the_wrong_shape_are_named(fake_root, images):
+    path = fake_root / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte"
+    write_idx(path, images)
+    with pytest.raises(ValueError, match="28x28 pixels") as info:
+        d2lmini.read_fashion_mnist("test", fake_root)
+    assert str(path) in str(info.value) and "delete it" in str(info.value)
+
+
+def test_idx_files_of_another_element_type_are_refused(fake_root):
+    path = fake_root / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    write_idx(path, torch.arange(5), type_code=0x0D)  # 0x0D: float32 elements
+    with pytest.raises(ValueError, match="not an IDX file of unsigned bytes.*delete it"):
+        d2lmini.read_fashion_mnist("test", fake_root)
+
+
+# --- where the data lives -----------------------------------------------------------
+
+
+def test_a_root_that_is_a_file_is_named_with_the_fix(tmp_path):
+    not_a_folder = tmp_path / "data"
+    not_a_folder.write_text("oops")
+    with pytest.raises(NotADirectoryError, match="data root .*data is a file.*D2LMINI_DATA"):
+        d2lmini.prepare_fashion_mnist(not_a_folder)
+    (tmp_path / "root2").mkdir()
+    (tmp_path / "root2" / "FashionMNIST").write_text("oops")
+    with pytest.raises(NotADirectoryError, match="FashionMNIST is a file, not a folder"):
+        d2lmini.prepare_fashion_mnist(tmp_path / "root2")
+
+
+@pytest.mark.skipif(not data.SYSTEM_DIR.is_dir(), reason="needs the Debian package's files")
+def test_an_unwritable_root_is_named_with_the_fix(tmp_path, monkeypatch):
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(data.tempfile, "mkstemp", denied)  # root ignores chmod; simulate
+    with pytest.raises(PermissionError, match="cannot write the Fashion-MNIST files into "
+                                              ".*raw .*D2LMINI_DATA"):
+        d2lmini.prepare_fashion_mnist(tmp_path)
+
+
+def test_root_expands_the_home_folder(root, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    (home / "data").mkdir(parents=True)
+    (home / "data" / "FashionMNIST").symlink_to(root / "FashionMNIST")
+    monkeypatch.setenv("HOME", str(home))
+    assert d2lmini.prepare_fashion_mnist("~/data") == home / "data"
+
+
+def test_dataloader_workers_count_usable_cores_not_all_cores(monkeypatch):
+    import multiprocessing
+    import os
+
+    monkeypatch.setattr(multiprocessing, "get_start_method", lambda allow_none=False: "fork")
+    monkeypatch.setattr(data.sys, "platform", "linux")
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert d2lmini.get_dataloader_workers() == 2
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {5}, raising=False)
+    assert d2lmini.get_dataloader_workers() == 0

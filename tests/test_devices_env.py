@@ -57,9 +57,19 @@ def test_timer_records_laps():
     assert timer.avg() == pytest.approx(timer.sum() / 3)
 
 
-def test_timer_stop_without_start_is_an_error():
-    with pytest.raises(RuntimeError, match="before"):
-        d2lmini.Timer().stop()
+def test_timer_starts_when_created_like_d2ls():
+    import time
+
+    timer = d2lmini.Timer()
+    time.sleep(0.01)
+    assert timer.stop() >= 0.01 and len(timer.times) == 1
+
+
+def test_timer_stop_without_a_running_lap_is_an_error():
+    timer = d2lmini.Timer()
+    timer.stop()
+    with pytest.raises(RuntimeError, match="without a running lap"):
+        timer.stop()
 
 
 def test_keep_freed_memory_is_harmless_and_reports_itself():

@@ -20,7 +20,7 @@ def test_plot_of_one_sequence_uses_its_index():
     assert list(line.get_xdata()) == [0, 1, 2]
 
 
-def test_animator_collects_points_outside_a_notebook():
+def test_animator_collects_points_outside_jupyter():
     animator = d2lmini.Animator(legend=["a", "b"])
     animator.add(1, (0.5, None))
     animator.add(2, (0.4, 0.9))

@@ -36,6 +36,24 @@ def test_corr2d_matches_conv2d():
     torch.testing.assert_close(d2lmini.corr2d(X, K), expected)
 
 
+def test_corr2d_does_not_truncate_integer_input_with_a_float_kernel():
+    X = torch.arange(12).reshape(3, 4)  # int64
+    K = torch.tensor([[0.5, 0.25]])
+    Y = d2lmini.corr2d(X, K)
+    assert Y.dtype == torch.float32
+    expected = F.conv2d(X[None, None].float(), K[None, None])[0, 0]
+    torch.testing.assert_close(Y, expected)  # 0.25, 1.0, ... not 0, 1, ...
+
+
+@pytest.mark.parametrize("x_dtype, k_dtype", [(torch.int64, torch.int64),
+                                              (torch.float64, torch.float32),
+                                              (torch.int32, torch.float64)])
+def test_corr2d_result_dtype_follows_type_promotion(x_dtype, k_dtype):
+    X, K = torch.ones(3, 3, dtype=x_dtype), torch.ones(2, 2, dtype=k_dtype)
+    Y = d2lmini.corr2d(X, K)
+    assert Y.dtype == torch.result_type(X, K) and torch.equal(Y, torch.full_like(Y, 4))
+
+
 def test_corr2d_rejects_bad_shapes():
     with pytest.raises(ValueError, match="larger"):
         d2lmini.corr2d(torch.ones(2, 2), torch.ones(3, 3))
