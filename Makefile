@@ -1,30 +1,49 @@
 # Hands-on PyTorch: `make book` builds the HTML book, `make test` runs every test.
-# Both create or refresh the virtualenv in $(VENV) first.
+# `make book` uses a light venv ($(BOOK_VENV): jupyter-book, no torch); everything
+# else uses $(VENV), which has torch and all the test tools. Each target creates or
+# refreshes its venv first. Without make (Windows): see book/running.md.
 
 PYTHON      ?= python3
 VENV        ?= .venv
 BIN         := $(VENV)/bin
+BOOK_VENV   ?= .venv-book
+BOOK_BIN    := $(BOOK_VENV)/bin
 CONSTRAINTS ?= constraints.txt
 PIP_FLAGS   := $(if $(strip $(CONSTRAINTS)),-c $(CONSTRAINTS))
+# No progress bars; no byte-compiling at install (Python compiles what it imports).
+PIP_INSTALL := -m pip install --quiet --progress-bar off --no-compile
 STAMP       := $(VENV)/.installed
+BOOK_STAMP  := $(BOOK_VENV)/.installed
 # One thread per notebook kernel: two kernels share the 2 cores instead of fighting.
 TEST_ENV    := D2LMINI_PROFILE=smoke OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MPLBACKEND=Agg
 WORKERS     ?= 2
 PROFILE     ?= laptop
 NB          ?= chapters
 
-.PHONY: venv book test unit notebooks lab execute bench clean
+.PHONY: venv book-venv book test unit notebooks lab execute run-times bench clean
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml $(CONSTRAINTS)
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -r requirements.txt $(PIP_FLAGS)
-	$(BIN)/python -m pip install --quiet --no-build-isolation --no-deps -e .
+$(STAMP): requirements.txt requirements-book.txt pyproject.toml $(CONSTRAINTS)
+	@test -x $(BIN)/python || { echo "==> creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo "==> $(VENV): installing requirements.txt (torch, jupyter-book, test tools)"
+	$(BIN)/python $(PIP_INSTALL) -r requirements.txt $(PIP_FLAGS)
+	@echo "==> $(VENV): installing d2lmini in editable mode"
+	$(BIN)/python $(PIP_INSTALL) --no-build-isolation --no-deps -e .
 	@touch $@
 
-book: venv
-	$(BIN)/jupyter-book build . --path-output book -W -n --keep-going
+book-venv: $(BOOK_STAMP)
+
+$(BOOK_STAMP): requirements-book.txt
+	@test -x $(BOOK_BIN)/python || { echo "==> creating $(BOOK_VENV)"; $(PYTHON) -m venv $(BOOK_VENV); }
+	@echo "==> $(BOOK_VENV): installing requirements-book.txt (jupyter-book, MathJax; no torch)"
+	$(BOOK_BIN)/python $(PIP_INSTALL) -r requirements-book.txt
+	@touch $@
+
+# The book shows the outputs stored in the notebooks: nothing is executed.
+book: $(BOOK_STAMP)
+	@echo "==> building the HTML book (warnings are errors)"
+	$(BOOK_BIN)/jupyter-book build . --path-output book -W -n --keep-going
 	@echo "Book: $(CURDIR)/book/_build/html/index.html"
 
 test: venv
@@ -37,18 +56,23 @@ notebooks: venv
 	$(TEST_ENV) $(BIN)/python -m pytest chapters -n $(WORKERS) --dist loadfile -q
 
 lab: venv
-	$(BIN)/python -m pip install --quiet jupyterlab
+	$(BIN)/python $(PIP_INSTALL) jupyterlab
 	$(BIN)/jupyter lab chapters
 
-# Re-run notebooks top to bottom and store their outputs (PROFILE=laptop or full).
+# Re-run notebooks top to bottom and store their outputs (PROFILE=laptop or full),
+# then refresh the table of run times that the book's introduction shows.
 execute: venv
 	$(BIN)/python tools/run_notebooks.py --profile $(PROFILE) $(NB)
+	$(BIN)/python tools/run_times.py
+
+run-times: venv
+	$(BIN)/python tools/run_times.py
 
 # d2l is our reference peer, not a dependency: its exact pins break installs.
 bench: venv
-	$(BIN)/python -m pip install --quiet --no-deps d2l==1.0.3
-	$(BIN)/python -m pip install --quiet pandas scipy $(PIP_FLAGS)
+	$(BIN)/python $(PIP_INSTALL) --no-deps d2l==1.0.3
+	$(BIN)/python $(PIP_INSTALL) pandas scipy $(PIP_FLAGS)
 	$(BIN)/python bench/bench_lenet_epoch.py
 
 clean:
-	rm -rf book/_build $(VENV)
+	rm -rf book/_build build $(VENV) $(BOOK_VENV)

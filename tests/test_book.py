@@ -1,22 +1,199 @@
-"""The HTML book builds with zero warnings and has a page per notebook (what `make book` does)."""
+"""The HTML book: it builds warning-free, is complete, and works offline.
 
-import shutil
+The build (``built_book`` in conftest.py) runs once per session, as ``make book`` does.
+The browser checks of the built pages are in test_browser.py.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib
+import inspect
+import re
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+import run_times  # noqa: E402
+
+# (tag, attribute) pairs that make a browser fetch something as the page loads.
+LOADING_ATTRIBUTES = {
+    ("script", "src"), ("img", "src"), ("img", "srcset"), ("source", "src"),
+    ("source", "srcset"), ("iframe", "src"), ("embed", "src"), ("object", "data"),
+    ("video", "src"), ("video", "poster"), ("audio", "src"), ("track", "src"),
+    ("input", "src"), ("image", "href"), ("use", "href"),
+}  # fmt: skip
+# <link rel=...> values that fetch the target (a plain <a href> is only a link).
+LOADING_RELS = {
+    "stylesheet", "icon", "shortcut", "preload", "modulepreload", "prefetch", "manifest",
+    "apple-touch-icon", "mask-icon", "preconnect", "dns-prefetch",
+}  # fmt: skip
+CSS_URL = re.compile(r"""url\(\s*['"]?([^'")\s]+)|@import\s+['"]([^'"]+)""")
 
 
-def test_book_builds_without_warnings(tmp_path):
-    jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    command = [str(jupyter_book) if jupyter_book.exists() else shutil.which("jupyter-book"),
-               "build", str(ROOT), "--path-output", str(tmp_path), "-W", "-n", "--keep-going"]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-    warnings = [line for line in (result.stdout + result.stderr).splitlines()
-                if "WARNING" in line or "ERROR" in line]
-    assert result.returncode == 0, "\n".join(warnings) or result.stdout[-3000:]
-    html = tmp_path / "_build" / "html"
+def is_remote(url: str) -> bool:
+    """True for an address on another host: http(s)://, protocol-relative //host."""
+    url = url.strip()
+    return url.startswith("//") or urlsplit(url).scheme in {"http", "https", "ftp", "ws", "wss"}
+
+
+class LoadCollector(HTMLParser):
+    """Collects every address a page loads: scripts, styles, images, fonts in <style>."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loads: list[str] = []
+        self.stylesheets: list[str] = []
+        self._in_style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: v or "" for k, v in attrs}
+        for name, value in values.items():
+            if (tag, name) in LOADING_ATTRIBUTES or (tag, name) == ("use", "xlink:href"):
+                self.loads += [part.split()[0] for part in value.split(",") if part.strip()]
+        if tag == "link" and LOADING_RELS & set(values.get("rel", "").lower().split()):
+            self.loads.append(values.get("href", ""))
+            if "stylesheet" in values.get("rel", "").lower():
+                self.stylesheets.append(values.get("href", ""))
+        if "style" in values:
+            self.loads += [a or b for a, b in CSS_URL.findall(values["style"])]
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            self.loads += [a or b for a, b in CSS_URL.findall(data)]
+
+
+def remote_loads(html_dir: Path) -> dict[str, list[str]]:
+    """Remote addresses loaded by each built page, and by the CSS files they load."""
+    found: dict[str, list[str]] = {}
+    css_seen: set[Path] = set()
+    for page in sorted(html_dir.rglob("*.html")):
+        collector = LoadCollector()
+        collector.feed(page.read_text(encoding="utf-8"))
+        where = str(page.relative_to(html_dir))
+        found[where] = [url for url in collector.loads if is_remote(url)]
+        todo = [page.parent / urlsplit(href).path for href in collector.stylesheets
+                if href and not is_remote(href)]  # fmt: skip
+        while todo:  # follow @import chains
+            css = todo.pop().resolve()
+            if css in css_seen or not css.is_file():
+                continue
+            css_seen.add(css)
+            for a, b in CSS_URL.findall(css.read_text(encoding="utf-8", errors="replace")):
+                url = a or b
+                if is_remote(url):
+                    found.setdefault(str(css.relative_to(html_dir.resolve())), []).append(url)
+                elif url.endswith(".css"):
+                    todo.append(Path(urljoin(str(css), url)))
+    return {where: urls for where, urls in found.items() if urls}
+
+
+def test_book_builds_without_warnings(built_book):
+    assert built_book.returncode == 0 and not built_book.warnings, (
+        "\n".join(built_book.warnings) or built_book.output[-3000:]
+    )
+
+
+def test_every_notebook_has_a_page(built_book):
     for notebook in sorted((ROOT / "chapters").rglob("*.ipynb")):
-        page = html / notebook.relative_to(ROOT).with_suffix(".html")
+        if ".ipynb_checkpoints" in notebook.parts:
+            continue
+        page = built_book.html / notebook.relative_to(ROOT).with_suffix(".html")
         assert page.is_file(), f"no HTML page for {notebook.relative_to(ROOT)}"
+
+
+def test_no_page_loads_anything_from_another_host(built_book):
+    pages = list(built_book.html.rglob("*.html"))
+    assert len(pages) > 20
+    assert (built_book.html / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    offenders = remote_loads(built_book.html)
+    assert not offenders, "remote loads (the book must work offline):\n" + "\n".join(
+        f"{where}: {', '.join(sorted(set(urls)))}" for where, urls in offenders.items()
+    )
+
+
+def test_remote_load_scan_catches_cdn_scripts_styles_and_fonts(tmp_path):
+    (tmp_path / "a.html").write_text(
+        '<html><head><script src="https://cdn.jsdelivr.net/npm/mathjax@3/x.js"></script>'
+        '<link rel="stylesheet" href="local.css"><link rel="canonical" href="https://x.org">'
+        '</head><body><a href="https://github.com/">a link is fine</a>'
+        '<img src="//example.org/i.png"><img src="_images/ok.png"></body></html>'
+    )
+    (tmp_path / "local.css").write_text('@import "more.css"; .a { color: red }')
+    (tmp_path / "more.css").write_text(
+        "@font-face { src: url(https://fonts.gstatic.com/f.woff2) }"
+    )
+    assert remote_loads(tmp_path) == {
+        "a.html": ["https://cdn.jsdelivr.net/npm/mathjax@3/x.js", "//example.org/i.png"],
+        "more.css": ["https://fonts.gstatic.com/f.woff2"],
+    }
+
+
+def public_names() -> list[tuple[str, object]]:
+    """(documented name, object) for d2lmini.__all__ and its importable submodules."""
+    import d2lmini
+
+    names = [(f"d2lmini.{name}", getattr(d2lmini, name)) for name in d2lmini.__all__]
+    for module in ("diagrams",):  # used as `from d2lmini import diagrams`
+        if (ROOT / "d2lmini" / f"{module}.py").is_file():
+            sub = importlib.import_module(f"d2lmini.{module}")
+            names += [(f"d2lmini.{module}.{name}", getattr(sub, name)) for name in sub.__all__]
+    return names
+
+
+def test_reference_documents_every_public_name_with_its_signature(built_book):
+    page = (built_book.html / "book" / "reference.html").read_text(encoding="utf-8")
+    names = public_names()
+    assert len(names) >= 40
+    for name, obj in names:
+        match = re.search(rf'<dt class="sig[^"]*" id="{re.escape(name)}">(.*?)</dt>', page, re.S)
+        assert match, f"{name} is not documented in book/reference.md"
+        signature = html.unescape(re.sub(r"<[^>]+>", "", match[1]))
+        if inspect.isfunction(obj):
+            for parameter in inspect.signature(obj).parameters:
+                assert parameter in signature, f"{name}: {parameter} not shown"
+            if "return" in obj.__annotations__:
+                assert "→" in signature, f"{name}: no return type shown"
+
+
+def test_run_times_table_is_up_to_date():
+    assert run_times.OUTPUT.read_text(encoding="utf-8") == run_times.render(), (
+        "book/_generated/run_times.md is out of date: run `python tools/run_times.py`"
+    )
+
+
+def test_run_times_table_shows_stored_runs_and_dashes(tmp_path):
+    (tmp_path / "_toc.yml").write_text(
+        "format: jb-book\nroot: intro\nparts:\n  - chapters:\n"
+        "      - file: ch/a\n      - file: ch/b\n      - file: ch/page\n"
+    )
+    (tmp_path / "ch").mkdir()
+    (tmp_path / "ch" / "page.md").write_text("# A Markdown page: not a notebook\n")
+    timed = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("word " * 1001)])
+    timed.metadata["d2lmini"] = {"profile": "laptop", "run_seconds": 75.4, "device": "cpu"}
+    nbformat.write(timed, tmp_path / "ch" / "a.ipynb")
+    nbformat.write(nbformat.v4.new_notebook(), tmp_path / "ch" / "b.ipynb")
+    rows = [line for line in run_times.render(tmp_path).splitlines() if "{doc}" in line]
+    assert rows == [
+        "| {doc}`/ch/a` | 10 min | laptop | 1 min 15 s | cpu |",
+        "| {doc}`/ch/b` | 5 min | — | — | — |",
+    ]
+
+
+def test_binder_requirements_install_this_checkout():
+    command = [sys.executable, "-m", "pip", "install", "--dry-run", "--no-index",
+               "--no-build-isolation", "--no-deps", "-r", "binder/requirements.txt"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Would install d2lmini" in result.stdout
