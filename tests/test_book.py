@@ -181,14 +181,18 @@ def test_run_times_table_shows_stored_runs_and_dashes(tmp_path):
     (tmp_path / "ch").mkdir()
     (tmp_path / "ch" / "page.md").write_text("# A Markdown page: not a notebook\n")
     timed = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("word " * 1001)])
-    timed.metadata["d2lmini"] = {"profile": "laptop", "run_seconds": 75.4, "device": "cpu"}
+    timed.metadata["d2lmini"] = {
+        "profile": "laptop", "run_seconds": 75.4, "device": "cpu", "peak_memory_mib": 1536
+    }
     nbformat.write(timed, tmp_path / "ch" / "a.ipynb")
     nbformat.write(nbformat.v4.new_notebook(), tmp_path / "ch" / "b.ipynb")
-    rows = [line for line in run_times.render(tmp_path).splitlines() if "{doc}" in line]
+    text = run_times.render(tmp_path)
+    rows = [line for line in text.splitlines() if line.startswith("| {doc}")]
     assert rows == [
-        "| {doc}`/ch/a` | 10 min | laptop | 1 min 15 s | cpu |",
-        "| {doc}`/ch/b` | 5 min | — | — | — |",
+        "| {doc}`/ch/a` | 10 min | laptop | 1 min 15 s | 1.5 GiB | cpu |",
+        "| {doc}`/ch/b` | 5 min | — | — | — | — |",
     ]
+    assert "{doc}`/ch/a`, peaked at 1.5 GiB" in text
 
 
 def test_binder_requirements_install_this_checkout():

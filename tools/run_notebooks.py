@@ -5,8 +5,8 @@
 PATH is a notebook or a folder of notebooks. Each runs with its own folder as the
 working directory and ``D2LMINI_PROFILE`` set; a cell error stops with a non-zero
 exit unless the cell is tagged ``raises-exception``. Per-cell timing is not stored, so
-re-running unchanged code gives a small diff; the notebook's total run time, profile and
-device go to ``metadata.d2lmini`` (the book's table of run times is built from them).
+re-running unchanged code gives a small diff; the notebook's total run time, profile,
+device and the kernel's peak resident memory (Linux) go to ``metadata.d2lmini`` (the book's table of run times is built from them).
 Consecutive outputs of one stream are merged into one (one box in the book).
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -41,6 +42,33 @@ def device_name() -> str:
     return "cpu"
 
 
+class PeakMemory(threading.Thread):
+    """Follow the kernel's peak resident memory (``VmHWM`` in ``/proc``) while it runs."""
+
+    def __init__(self, client: NotebookClient) -> None:
+        super().__init__(daemon=True)
+        self.client = client
+        self.peak_kib = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.2):
+            km = getattr(self.client, "km", None)
+            pid = getattr(getattr(km, "provisioner", None), "pid", None)
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except (OSError, TypeError):
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    self.peak_kib = max(self.peak_kib, int(line.split()[1]))
+
+    def mib(self) -> int | None:
+        self.done.set()
+        self.join()
+        return round(self.peak_kib / 1024) if self.peak_kib else None
+
+
 def run(path: Path, profile: str, timeout: int) -> float:
     nb = nbformat.read(path, as_version=4)
     os.environ["D2LMINI_PROFILE"] = profile
@@ -52,8 +80,13 @@ def run(path: Path, profile: str, timeout: int) -> float:
         record_timing=False,
         coalesce_streams=True,
     )
+    memory = PeakMemory(client)
+    memory.start()
     tic = time.perf_counter()
-    client.execute()
+    try:
+        client.execute()
+    finally:
+        peak_mib = memory.mib()
     seconds = time.perf_counter() - tic
     nb.metadata.pop("widgets", None)
     nb.metadata["language_info"] = {"name": "python"}
@@ -61,6 +94,7 @@ def run(path: Path, profile: str, timeout: int) -> float:
         "profile": profile,
         "run_seconds": round(seconds, 1),
         "device": device_name(),
+        "peak_memory_mib": peak_mib,
     }
     nbformat.write(nb, path)
     return seconds
