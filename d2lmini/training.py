@@ -188,6 +188,9 @@ class History:
     examples: int = 0
     train_seconds: float = 0.0
     device: str = "cpu"
+    #: What the third iterator of :func:`train` holds ("test", or "val" when tuning):
+    #: ``test_acc`` is the accuracy on it, and the summary and plot use this name.
+    eval_name: str = "test"
 
     @property
     def epochs(self) -> int:
@@ -203,7 +206,7 @@ class History:
         """The final line d2l prints, with a throughput that counts all training time."""
         return (
             f"loss {self.train_loss[-1]:.3f}, train acc {self.train_acc[-1]:.3f}, "
-            f"test acc {self.test_acc[-1]:.3f}\n"
+            f"{self.eval_name} acc {self.test_acc[-1]:.3f}\n"
             f"{self.examples_per_sec:.1f} examples/sec on {self.device}"
         )
 
@@ -345,6 +348,8 @@ def train(
     resume: bool = False,
     plot: bool = True,
     progress: bool = True,
+    eval_name: str = "test",
+    summary: bool = True,
 ) -> History:
     """Train a classifier with mini-batch SGD (or ``optimizer``) and return its history.
 
@@ -394,6 +399,10 @@ def train(
     :param resume: continue from ``checkpoint`` when it exists.
     :param plot: draw the live plot of loss and accuracies.
     :param progress: show a progress bar.
+    :param eval_name: what ``test_iter`` holds, for the summary, the plot's legend and
+        :attr:`History.eval_name`: ``"test"``, or ``"val"`` when the third iterator is a
+        validation split used to choose hyper-parameters.
+    :param summary: print the final summary line (d2l's output) when done.
     :returns: the per-epoch losses and accuracies, and the throughput.
     :raises TypeError: for an argument of the wrong type, or a one-shot iterator used
         for more than one epoch.
@@ -433,7 +442,7 @@ def train(
     if optimizer is None:
         optimizer = torch.optim.SGD(net.parameters(), lr=lr)  # type: ignore[arg-type]
     loss = loss if loss is not None else nn.CrossEntropyLoss()
-    history = History(device=str(device))
+    history = History(device=str(device), eval_name=eval_name)
     start_epoch = 0
     if resume and checkpoint is not None:
         if checkpoint.exists():
@@ -455,7 +464,7 @@ def train(
         batches_per_epoch = min(len(train_iter), _batch_limit(max_batches))  # type: ignore
     except TypeError:
         batches_per_epoch = max_batches or 0
-    legend = ["train loss", "train acc", "test acc"]
+    legend = ["train loss", "train acc", f"{eval_name} acc"]
     animator = Animator(xlabel="epoch", xlim=(1, num_epochs), legend=legend) if plot else None
     for epoch, values in enumerate(zip(history.train_loss, history.train_acc, history.test_acc)):
         if animator is not None:
@@ -530,5 +539,6 @@ def train(
                 )
     finally:
         bar.close()
-    print(history.summary())
+    if summary:
+        print(history.summary())
     return history

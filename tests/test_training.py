@@ -406,3 +406,18 @@ def test_the_finiteness_check_finds_nan_and_inf_and_nothing_else(monkeypatch, fu
     for bad in (float("nan"), float("inf"), float("-inf")):
         assert not training._all_finite([torch.zeros(3), torch.tensor([1.0, bad]), big])
     assert training._all_finite([torch.arange(3)])  # integer tensors are skipped
+
+
+def test_eval_name_labels_the_summary_and_summary_can_be_silenced(capsys):
+    torch.manual_seed(0)
+    X, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    batches = [(X[i : i + 16], y[i : i + 16]) for i in range(0, 64, 16)]
+    net = torch.nn.Linear(4, 3)
+    history = d2lmini.train(net, batches, batches, 1, 0.1, "cpu", plot=False,
+                            progress=False, eval_name="val")
+    out = capsys.readouterr().out
+    assert "val acc" in out and "test acc" not in out
+    assert history.eval_name == "val"
+    d2lmini.train(net, batches, batches, 1, 0.1, "cpu", plot=False, progress=False,
+                  summary=False)
+    assert capsys.readouterr().out == ""

@@ -1,0 +1,111 @@
+import ast
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.colors import to_hex  # noqa: E402
+
+from d2lmini import diagrams  # noqa: E402
+
+
+@pytest.fixture
+def ax():
+    fig, ax = plt.subplots()
+    yield ax
+    plt.close(fig)
+
+
+def texts(ax):
+    return [t.get_text() for t in ax.texts]
+
+
+def test_draw_grid_draws_one_square_and_one_number_per_entry(ax):
+    cells = diagrams.draw_grid(ax, torch.arange(12.0).reshape(3, 4), title="input")
+    assert len(cells) == 12
+    assert texts(ax) == [str(v) for v in range(12)] + ["input"]
+    # row 0 is at the top: cell (0, 0) lies above cell (1, 0), cell (0, 1) right of it
+    assert cells[0].get_xy() == (0, -1) and cells[4].get_xy() == (0, -2)
+    assert cells[1].get_xy() == (1, -1)
+
+
+def test_draw_grid_places_the_grid_at_its_origin(ax):
+    cells = diagrams.draw_grid(ax, [[1, 2], [3, 4]], origin=(5.0, 2.0))
+    assert cells[0].get_xy() == (5.0, 1.0) and cells[3].get_xy() == (6.0, 0.0)
+
+
+def test_highlight_shades_the_window_and_frames_it(ax):
+    cells = diagrams.draw_grid(ax, torch.zeros(3, 3), highlight=(1, 1, 2, 2))
+    lit = [k for k, c in enumerate(cells) if to_hex(c.get_facecolor()) == diagrams.HIGHLIGHT]
+    assert lit == [4, 5, 7, 8]
+    frames = [p for p in ax.patches if p not in cells]
+    assert len(frames) == 1 and frames[0].get_xy() == (1, -3)
+    assert (frames[0].get_width(), frames[0].get_height()) == (2, 2)
+
+
+def test_several_windows_and_a_muted_border(ax):
+    muted = torch.ones(4, 4, dtype=torch.bool)
+    muted[1:3, 1:3] = False
+    cells = diagrams.draw_grid(ax, torch.zeros(4, 4), muted=muted,
+                               highlight=[(0, 0, 1, 1), (3, 3, 1, 1)])  # fmt: skip
+    colours = [to_hex(c.get_facecolor()) for c in cells]
+    assert colours.count(diagrams.HIGHLIGHT) == 2
+    assert colours.count(diagrams.MUTED) == 12 - 2
+    assert colours.count("#ffffff") == 4
+    assert len(ax.patches) == 16 + 2
+
+
+def test_numbers_use_the_format(ax):
+    diagrams.draw_grid(ax, [[0.5, 1.25]], fmt="{:.1f}")
+    assert texts(ax) == ["0.5", "1.2"]
+
+
+@pytest.mark.parametrize("bad", [[], [1, 2, 3], [[1, 2], [3]], torch.zeros(2, 0)])
+def test_draw_grid_rejects_what_is_not_a_matrix(ax, bad):
+    with pytest.raises(ValueError):
+        diagrams.draw_grid(ax, bad)
+
+
+def test_draw_grid_rejects_a_window_outside_the_grid_or_a_wrong_mask(ax):
+    with pytest.raises(ValueError, match="does not fit"):
+        diagrams.draw_grid(ax, torch.zeros(3, 3), highlight=(2, 2, 2, 2))
+    with pytest.raises(ValueError, match="muted"):
+        diagrams.draw_grid(ax, torch.zeros(3, 3), muted=torch.zeros(2, 3, dtype=torch.bool))
+
+
+def test_grid_figure_gives_blank_axes():
+    fig, ax = diagrams.grid_figure((4, 2))
+    assert tuple(fig.get_size_inches()) == (4, 2) and not ax.axison
+    plt.close(fig)
+
+
+def test_show_maps_uses_grey_for_images_and_a_centred_map_for_signed_ones():
+    image = torch.rand(1, 8, 8)
+    signed = torch.randn(8, 8) * 3
+    axes = diagrams.show_maps([image, signed], titles=["image", "edges"])
+    assert [a.get_title() for a in axes] == ["image", "edges"]
+    grey, centred = axes[0].images[0], axes[1].images[0]
+    assert grey.get_cmap().name == "gray" and grey.get_array().shape == (8, 8)
+    low, high = centred.get_clim()
+    assert low == -high == -signed.abs().max().item()
+    plt.close(axes[0].figure)
+
+
+def test_show_maps_wants_one_title_per_map():
+    with pytest.raises(ValueError, match="titles"):
+        diagrams.show_maps([torch.rand(4, 4)] * 2, titles=["one"])
+
+
+def test_matplotlib_is_imported_inside_the_functions_only():
+    """`import d2lmini.diagrams` stays light: no module-level matplotlib import."""
+    tree = ast.parse(Path(diagrams.__file__).read_text(encoding="utf-8"))
+    for stmt in tree.body:
+        if isinstance(stmt, ast.If):  # `if TYPE_CHECKING:` imports only for type hints
+            assert ast.unparse(stmt.test) == "TYPE_CHECKING"
+            continue
+        modules = [a.name for a in getattr(stmt, "names", [])] + [getattr(stmt, "module", "")]
+        assert not any(m and m.startswith("matplotlib") for m in modules), ast.unparse(stmt)
