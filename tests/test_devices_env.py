@@ -81,11 +81,11 @@ def test_keep_freed_memory_is_harmless_and_reports_itself():
 
 
 def test_import_is_light():
-    """`import d2lmini` must not pull in matplotlib or torchvision (torch brings tqdm)."""
+    """`import d2lmini` (and its diagrams) must not pull in matplotlib or torchvision."""
     import subprocess
     import sys
 
-    code = ("import sys, d2lmini; "
+    code = ("import sys, d2lmini, d2lmini.diagrams; "
             "print(sorted(m for m in ('matplotlib', 'torchvision') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
