@@ -20,7 +20,7 @@ WORKERS     ?= 2
 PROFILE     ?= laptop
 NB          ?= chapters
 
-.PHONY: venv book-venv book test unit notebooks lab execute run-times bench clean
+.PHONY: venv book-venv book test unit notebooks lab execute run-times bench lenet-study clean
 
 venv: $(STAMP)
 
@@ -73,6 +73,11 @@ bench: venv
 	$(BIN)/python $(PIP_INSTALL) --no-deps d2l==1.0.3
 	$(BIN)/python $(PIP_INSTALL) pandas scipy $(PIP_FLAGS)
 	$(BIN)/python bench/bench_lenet_epoch.py
+
+# The LeNet chapter's per-seed numbers: learning rates chosen on a validation split,
+# then test accuracy for 3 seeds (bench/lenet_study.md; runs are cached in bench/_cache).
+lenet-study: venv
+	nice -n 10 $(BIN)/python bench/lenet_study.py
 
 clean:
 	rm -rf book/_build build $(VENV) $(BOOK_VENV)
