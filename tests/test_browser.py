@@ -19,6 +19,7 @@ import io
 import os
 import re
 import shutil
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,30 +28,18 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+import toc  # noqa: E402
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 TIMEOUT = 20  # seconds for MathJax or the search to finish
 
 
-def toc_pages() -> list[str]:
-    def walk(node: object) -> Iterator[str]:
-        if isinstance(node, dict):
-            if "file" in node:
-                yield node["file"]
-            for value in node.values():
-                yield from walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                yield from walk(item)
-
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
-    return [toc["root"], *walk(toc["parts"])]
-
-
-PAGES = toc_pages()
+PAGES = toc.toc_files(ROOT)
 
 if not (CHROMIUM and CHROMEDRIVER):
     if os.environ.get("CI"):

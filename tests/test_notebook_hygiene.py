@@ -12,12 +12,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
 import bootstrap_cell  # noqa: E402
+import toc  # noqa: E402
 
 NOTEBOOKS = sorted(
     p for p in (ROOT / "chapters").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts
@@ -30,18 +30,7 @@ MAX_LINE = 88  # characters of code or output visible without scrolling at 1280 
 
 
 def toc_files() -> set[str]:
-    def walk(node):
-        if isinstance(node, dict):
-            if "file" in node:
-                yield node["file"]
-            for value in node.values():
-                yield from walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                yield from walk(item)
-
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
-    return set(walk(toc)) | {toc["root"]}
+    return set(toc.toc_files(ROOT))
 
 
 def code_cells(nb):

@@ -20,7 +20,8 @@ import sys
 from pathlib import Path
 
 import nbformat
-import yaml
+
+import toc
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "book" / "_generated" / "run_times.md"
@@ -30,19 +31,7 @@ DASH = "—"
 
 def toc_notebooks(root: Path = ROOT) -> list[Path]:
     """The notebooks of ``_toc.yml``, in reading order."""
-
-    def walk(node: object):
-        if isinstance(node, dict):
-            if "file" in node:
-                yield node["file"]
-            for value in node.values():
-                yield from walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                yield from walk(item)
-
-    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
-    files = [toc["root"], *walk(toc.get("parts", toc.get("chapters", [])))]
+    files = toc.toc_files(root)
     return [root / f"{f}.ipynb" for f in files if (root / f"{f}.ipynb").is_file()]
 
 
