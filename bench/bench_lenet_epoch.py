@@ -33,19 +33,10 @@ HERE = Path(__file__).resolve().parent
 BATCH_SIZE, LR = 256, 0.9
 
 
-def lenet() -> nn.Module:
-    return nn.Sequential(
-        nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(), nn.AvgPool2d(2, 2),
-        nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(), nn.AvgPool2d(2, 2), nn.Flatten(),
-        nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(), nn.Linear(120, 84), nn.Sigmoid(),
-        nn.Linear(84, 10),
-    )  # fmt: skip
-
-
 def train_epoch(batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> float:
     """One epoch of LeNet training; returns wall-clock seconds, data included."""
     torch.manual_seed(0)
-    net = lenet()
+    net = d2lmini.lenet()
     net.apply(d2lmini.init_cnn)
     optimizer = torch.optim.SGD(net.parameters(), lr=LR)
     loss = nn.CrossEntropyLoss()

@@ -65,39 +65,11 @@ NAMES = {
 }
 
 
-def softmax_regression() -> nn.Module:
-    return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
-
-
-def mlp() -> nn.Module:
-    """The MLP of "Baseline classifiers": two hidden layers of 256 ReLUs with dropout."""
-    return nn.Sequential(
-        nn.Flatten(),
-        nn.Linear(784, 256), nn.ReLU(), nn.Dropout(0.2),
-        nn.Linear(256, 256), nn.ReLU(), nn.Dropout(0.5),
-        nn.Linear(256, 10),
-    )  # fmt: skip
-
-
-def lenet(modern: bool) -> nn.Module:
-    """d2l's LeNet layout; ``modern`` swaps sigmoid/average pooling for ReLU/max pooling."""
-    act = nn.ReLU if modern else nn.Sigmoid
-    pool = nn.MaxPool2d if modern else nn.AvgPool2d
-    return nn.Sequential(
-        nn.Conv2d(1, 6, kernel_size=5, padding=2), act(), pool(kernel_size=2, stride=2),
-        nn.Conv2d(6, 16, kernel_size=5), act(), pool(kernel_size=2, stride=2),
-        nn.Flatten(),
-        nn.Linear(16 * 5 * 5, 120), act(),
-        nn.Linear(120, 84), act(),
-        nn.Linear(84, 10),
-    )  # fmt: skip
-
-
-BUILDERS = {
-    "softmax": softmax_regression,
-    "mlp": mlp,
-    "classic_lenet": lambda: lenet(modern=False),
-    "modern_lenet": lambda: lenet(modern=True),
+BUILDERS = {  # the models of the chapters, from d2lmini.models
+    "softmax": d2lmini.softmax_regression,
+    "mlp": d2lmini.mlp,
+    "classic_lenet": d2lmini.lenet,
+    "modern_lenet": lambda: d2lmini.lenet(nn.ReLU, nn.MaxPool2d),
 }
 
 

@@ -23,7 +23,7 @@ from .data import (
 )
 from .devices import cpu, num_gpus, try_all_gpus, try_gpu
 from .env import env_info, seed_everything
-from .models import conv_output_size, count_parameters
+from .models import conv_output_size, count_parameters, lenet, mlp, softmax_regression
 from .performance import keep_freed_memory
 from .plotting import Animator, plot, set_figsize, show_images, use_svg_display
 from .profiles import Settings, choose, current_profile
@@ -64,10 +64,12 @@ __all__ = [
     "get_fashion_mnist_labels",
     "init_cnn",
     "keep_freed_memory",
+    "lenet",
     "load_checkpoint",
     "load_data_fashion_mnist",
     "load_fashion_mnist_datasets",
     "load_fashion_mnist_splits",
+    "mlp",
     "num_gpus",
     "numpy_two_layer_grads",
     "plot",
@@ -78,6 +80,7 @@ __all__ = [
     "seed_everything",
     "set_figsize",
     "show_images",
+    "softmax_regression",
     "train",
     "try_all_gpus",
     "try_gpu",

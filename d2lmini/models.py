@@ -1,10 +1,56 @@
-"""Small utilities for inspecting models."""
+"""The book's small reference models, and utilities for inspecting models.
+
+Each model is first built in a chapter (softmax regression and the MLP in Part III's
+"Baseline classifiers", LeNet in "LeNet"); later chapters and the benchmarks import it
+from here.
+"""
 
 from __future__ import annotations
 
 from torch import nn
 
-__all__ = ["conv_output_size", "count_parameters"]
+__all__ = ["conv_output_size", "count_parameters", "lenet", "mlp", "softmax_regression"]
+
+
+def softmax_regression(num_inputs: int = 784, num_outputs: int = 10) -> nn.Sequential:
+    """Softmax regression: ``Flatten`` and one ``Linear`` layer that outputs logits."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(num_inputs, num_outputs))
+
+
+def mlp(
+    num_inputs: int = 784,
+    num_hiddens: int = 256,
+    num_outputs: int = 10,
+    dropout: tuple[float, float] = (0.2, 0.5),
+) -> nn.Sequential:
+    """The baseline MLP: two ReLU hidden layers, each followed by ``Dropout``; logits out."""
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(num_inputs, num_hiddens), nn.ReLU(), nn.Dropout(dropout[0]),
+        nn.Linear(num_hiddens, num_hiddens), nn.ReLU(), nn.Dropout(dropout[1]),
+        nn.Linear(num_hiddens, num_outputs),
+    )  # fmt: skip
+
+
+def lenet(
+    activation: type[nn.Module] = nn.Sigmoid, pool: type[nn.Module] = nn.AvgPool2d
+) -> nn.Sequential:
+    """d2l's simplified LeNet-5 for 1×28×28 images; logits for 10 classes.
+
+    The defaults give the classic network (sigmoid, average pooling);
+    ``lenet(nn.ReLU, nn.MaxPool2d)`` is the modern one. Initialise it yourself, e.g.
+    ``net.apply(init_cnn)``.
+    """
+    return nn.Sequential(
+        nn.Conv2d(1, 6, kernel_size=5, padding=2), activation(),
+        pool(kernel_size=2, stride=2),
+        nn.Conv2d(6, 16, kernel_size=5), activation(),
+        pool(kernel_size=2, stride=2),
+        nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120), activation(),
+        nn.Linear(120, 84), activation(),
+        nn.Linear(84, 10),
+    )  # fmt: skip
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
