@@ -125,6 +125,9 @@ return {
   images: [...document.images].map((i) => [i.currentSrc || i.src, i.complete,
                                           i.naturalWidth, i.naturalHeight]),
   resources: performance.getEntriesByType('resource').map((e) => e.name),
+  scrolling: [...article.querySelectorAll('div.cell pre')]
+      .filter((pre) => pre.scrollWidth > pre.clientWidth + 1)
+      .map((pre) => pre.innerText.split('\\n').reduce((a, b) => (b.length > a.length ? b : a))),
 };
 """
 RAW_TEX = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$\$|\\begin\{|\$\s*\\[A-Za-z]+")
@@ -148,6 +151,9 @@ def test_page_renders_offline_without_errors(page, browser, site, screenshots):
         assert not raw, f"raw TeX left in the page text: {raw}"
         broken = [src for src, complete, w, h in facts["images"] if not (complete and w and h)]
         assert not broken, f"images that did not load: {broken}"
+        assert not facts["scrolling"], (
+            f"code or output wider than the page at 1280 px: {facts['scrolling'][0]!r}"
+        )
         remote = [url for url in facts["resources"] if not url.startswith(site)]
         assert not remote, f"loaded from another host: {remote}"
         errors = [entry["message"] for entry in browser.get_log("browser")
