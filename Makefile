@@ -20,7 +20,7 @@ WORKERS     ?= 2
 PROFILE     ?= laptop
 NB          ?= chapters
 
-.PHONY: venv book-venv book test unit notebooks lab execute run-times bench lenet-study clean
+.PHONY: venv book-venv book test unit notebooks lab execute run-times bench lenet-study part4-study clean
 
 venv: $(STAMP)
 
@@ -81,3 +81,8 @@ lenet-study: venv
 
 clean:
 	rm -rf book/_build build $(VENV) $(BOOK_VENV)
+
+# Part IV's laptop recipes: peak learning rates chosen on a validation split, then test
+# accuracy for 3 seeds (bench/part4_study.md; runs are cached in bench/_cache).
+part4-study: venv
+	nice -n 10 $(BIN)/python bench/part4_study.py

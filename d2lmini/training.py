@@ -342,6 +342,7 @@ def train(
     *,
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    step_scheduler: str = "epoch",
     loss: nn.Module | None = None,
     max_batches: int | None = None,
     checkpoint: str | Path | None = None,
@@ -391,7 +392,10 @@ def train(
     :param device: where to train; by default :func:`~d2lmini.try_gpu`.
     :param optimizer: an optimizer over ``net``'s parameters (default: SGD with ``lr``).
     :param scheduler: a learning-rate scheduler on ``optimizer``; it steps once per
-        epoch.
+        epoch, or after every batch with ``step_scheduler="batch"``.
+    :param step_scheduler: ``"epoch"`` (for schedules counted in epochs, such as
+        ``StepLR``) or ``"batch"`` (for schedules counted in optimizer steps, such as
+        ``OneCycleLR`` with ``total_steps=num_epochs * len(train_iter)``).
     :param loss: the loss module (default ``nn.CrossEntropyLoss()``).
     :param max_batches: at most this many batches per epoch, for training and for
         evaluation (smoke tests).
@@ -431,6 +435,8 @@ def train(
                     f"(parameter group {i}); leave lr out to use the optimizer's, or "
                     f"build the optimizer with lr={lr}"
                 )
+    if step_scheduler not in ("epoch", "batch"):
+        raise ValueError(f'step_scheduler must be "epoch" or "batch", got {step_scheduler!r}')
     if scheduler is not None and optimizer is None:
         raise ValueError("a scheduler needs the optimizer it was built on: pass optimizer=")
     if resume and checkpoint is None:
@@ -496,13 +502,15 @@ def train(
                     what = f"a gradient is NaN or infinite (the loss is {loss_value:g})"
                     raise _diverged(what, epoch, i, optimizer)
                 optimizer.step()
+                if scheduler is not None and step_scheduler == "batch":
+                    scheduler.step()
                 with torch.no_grad():
                     metric.add(loss_value * y.shape[0], accuracy(y_hat, y), y.shape[0])
                 bar.update(1)
                 bar.set_postfix_str(f"epoch {epoch + 1}/{num_epochs}", refresh=False)
             if metric[2] == 0:
                 raise ValueError(f"train_iter yielded no examples in epoch {epoch + 1}")
-            if scheduler is not None:
+            if scheduler is not None and step_scheduler == "epoch":
                 scheduler.step()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)

@@ -99,6 +99,61 @@ def test_scheduler_steps_once_per_epoch():
     assert opts["optimizer"].param_groups[0]["lr"] == 0.3 * 0.5**3
 
 
+def one_cycle_run(epochs, batches_per_epoch=8):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 2))
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.3, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=0.3, total_steps=epochs * batches_per_epoch
+    )
+    return net, dict(optimizer=optimizer, scheduler=scheduler, step_scheduler="batch")
+
+
+def test_batch_scheduler_steps_after_every_batch():
+    net, opts = one_cycle_run(epochs=3)
+    seen = []
+
+    class Spy(nn.Module):
+        def forward(self, x):
+            seen.append(opts["optimizer"].param_groups[0]["lr"])
+            return x
+
+    d2lmini.train(nn.Sequential(net, Spy()), toy_batches(), toy_batches(), 3, device="cpu",
+                  plot=False, progress=False, summary=False, **opts)  # fmt: skip
+    ref_net, ref = one_cycle_run(epochs=3)
+    expected = []
+    for _ in range(24):  # 3 epochs of 8 batches: the schedule's own sequence
+        expected.append(ref["optimizer"].param_groups[0]["lr"])
+        ref["optimizer"].step()
+        ref["scheduler"].step()
+    assert seen[: 8] + seen[16 : 24] + seen[32 : 40] == expected  # eval calls in between
+    # OneCycleLR raises when stepped past total_steps: every batch stepped exactly once
+    assert opts["scheduler"].last_epoch == 24
+
+
+def test_step_scheduler_must_be_epoch_or_batch():
+    net, opts = one_cycle_run(epochs=1)
+    opts["step_scheduler"] = "step"
+    with pytest.raises(ValueError, match='"epoch" or "batch".*step'):
+        d2lmini.train(net, toy_batches(), toy_batches(), 1, device="cpu", plot=False,
+                      progress=False, **opts)
+
+
+def test_resume_with_a_batch_scheduler_equals_uninterrupted_training(tmp_path):
+    kwargs = dict(device="cpu", plot=False, progress=False, summary=False)
+    full, opts = one_cycle_run(epochs=4)
+    ref = d2lmini.train(full, toy_batches(), toy_batches(seed=1), 4, **opts, **kwargs)
+    ckpt = tmp_path / "run.pt"
+    part, opts = one_cycle_run(epochs=4)
+    d2lmini.train(part, toy_batches(), toy_batches(seed=1), 2, checkpoint=ckpt, **opts,
+                  **kwargs)  # fmt: skip
+    part, opts = one_cycle_run(epochs=4)
+    hist = d2lmini.train(part, toy_batches(), toy_batches(seed=1), 4, checkpoint=ckpt,
+                         resume=True, **opts, **kwargs)  # fmt: skip
+    assert hist.train_loss == ref.train_loss
+    torch.testing.assert_close(part.state_dict(), full.state_dict(), rtol=0, atol=0)
+
+
 def test_resume_from_checkpoint_equals_uninterrupted_training(tmp_path):
     kwargs = dict(lr=0.3, device="cpu", plot=False, progress=False)
     full, opts = fresh_run()
