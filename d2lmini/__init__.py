@@ -38,6 +38,7 @@ from .data import (
     read_fashion_mnist,
 )
 from .devices import cpu, num_gpus, try_all_gpus, try_gpu
+from .distributed import run_torchrun
 from .env import env_info, seed_everything
 from .models import conv_output_size, count_parameters, lenet, mlp, softmax_regression
 from .performance import keep_freed_memory
@@ -103,6 +104,7 @@ __all__ = [
     "read_fashion_mnist",
     "resnet18",
     "restore_rng_state",
+    "run_torchrun",
     "save_checkpoint",
     "seed_everything",
     "set_figsize",
