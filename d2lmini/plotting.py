@@ -66,7 +66,9 @@ def _set_axes(
     axes.set_xscale(xscale)
     axes.set_yscale(yscale)
     if xlim is not None:
-        axes.set_xlim(xlim)
+        low, high = xlim
+        # one epoch gives (1, 1): widen it, or matplotlib warns of a singular transform
+        axes.set_xlim((low - 0.5, high + 0.5) if low == high else xlim)
     if ylim is not None:
         axes.set_ylim(ylim)
     if legend:
