@@ -53,6 +53,7 @@ from .training import (
     evaluate_accuracy,
     fit_full_batch,
     init_cnn,
+    sgd_recipe,
     train,
 )
 
@@ -108,6 +109,7 @@ __all__ = [
     "save_checkpoint",
     "seed_everything",
     "set_figsize",
+    "sgd_recipe",
     "show_images",
     "softmax_regression",
     "train",

@@ -178,6 +178,42 @@ def init_cnn(module: nn.Module) -> None:
         nn.init.xavier_uniform_(module.weight)
 
 
+def sgd_recipe(
+    params: Iterable[torch.nn.Parameter],
+    lr: float,
+    total_steps: int,
+    one_cycle: bool = True,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
+    """The optimizer and schedule of Part IV's ``laptop`` recipe, or d2l's plain SGD.
+
+    With ``one_cycle=True``: SGD with momentum and ``weight_decay``, and a ``OneCycleLR``
+    schedule that warms the rate up from ``lr / 25`` to ``lr`` over the first 30 % of
+    ``total_steps`` and anneals it to almost zero; pass the scheduler to :func:`train`
+    with ``step_scheduler="batch"``. ``OneCycleLR`` also cycles the momentum against the
+    rate, from 0.95 down to 0.85 at the peak and back, replacing ``momentum``. With ``one_cycle=False``: d2l's recipe, plain SGD with
+    the constant rate ``lr`` and no scheduler (``momentum`` and ``weight_decay`` unused).
+
+    :param params: the parameters to optimise, e.g. ``net.parameters()``.
+    :param lr: the peak (one-cycle) or constant learning rate, > 0.
+    :param total_steps: the number of optimizer steps of the whole run, >= 1:
+        ``num_epochs * batches_per_epoch``.
+    :returns: ``(optimizer, scheduler)``; the scheduler is ``None`` without one-cycle.
+    :raises ValueError: for ``lr <= 0`` or ``total_steps < 1``.
+    """
+    _check_count("total_steps", total_steps)
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr > 0:
+        raise ValueError(f"lr must be a number > 0, got {lr!r}")
+    if not one_cycle:
+        return torch.optim.SGD(params, lr=lr), None
+    optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=lr, total_steps=total_steps
+    )
+    return optimizer, scheduler
+
+
 @dataclass
 class History:
     """What :func:`train` measured, one entry per epoch."""

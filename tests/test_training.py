@@ -476,3 +476,28 @@ def test_eval_name_labels_the_summary_and_summary_can_be_silenced(capsys):
     d2lmini.train(net, batches, batches, 1, 0.1, "cpu", plot=False, progress=False,
                   summary=False)
     assert capsys.readouterr().out == ""
+
+
+def test_sgd_recipe_is_one_cycle_sgd_or_d2ls_plain_sgd():
+    net = nn.Linear(3, 2)
+    optimizer, scheduler = d2lmini.sgd_recipe(net.parameters(), 0.2, total_steps=10)
+    group = optimizer.param_groups[0]
+    assert group["weight_decay"] == 5e-4
+    assert isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR)
+    lrs, momenta = [], []
+    for _ in range(10):
+        lrs.append(group["lr"])
+        momenta.append(group["momentum"])
+        optimizer.step()
+        scheduler.step()
+    assert max(lrs) == pytest.approx(0.2) and lrs[0] < 0.2 / 20 and lrs[-1] < 0.2 / 100
+    # OneCycleLR cycles the momentum against the rate: 0.95 at the ends, 0.85 at the peak
+    peak = lrs.index(max(lrs))
+    assert momenta[0] == pytest.approx(0.95) and momenta[peak] == pytest.approx(0.85)
+    plain, none = d2lmini.sgd_recipe(net.parameters(), 0.9, 10, one_cycle=False)
+    assert none is None and plain.param_groups[0]["momentum"] == 0
+    assert plain.param_groups[0]["lr"] == 0.9
+    with pytest.raises(ValueError, match="lr must be"):
+        d2lmini.sgd_recipe(net.parameters(), 0.0, 10)
+    with pytest.raises(ValueError, match="total_steps"):
+        d2lmini.sgd_recipe(net.parameters(), 0.1, 0)
