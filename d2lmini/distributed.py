@@ -104,9 +104,9 @@ def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
 
 
 def run_torchrun(
-    script: str | os.PathLike[str],
+    script: str | Path,
     nproc_per_node: int = 2,
-    args: Sequence[str | os.PathLike[str] | int | float] = (),
+    args: Sequence[str | Path | int | float] = (),
     timeout: float = 120.0,
     env: Mapping[str, str] | None = None,
 ) -> str:
@@ -131,7 +131,7 @@ def run_torchrun(
     :param env: environment variables set in addition to (or instead of) the current
         ones, for example ``{"OMP_NUM_THREADS": "2"}``.
     :returns: the standard output of every rank in rank order, each line prefixed
-        with ``[rank<r>]: ``, preceded by anything torchrun itself printed to stdout.
+        with ``[rank<r>]:`` and a space, preceded by anything torchrun itself printed to stdout.
     :raises FileNotFoundError: if ``script`` does not exist.
     :raises ValueError: if ``nproc_per_node`` < 1 or ``timeout`` <= 0.
     :raises RuntimeError: if the job fails; the message names the failing rank(s),
