@@ -296,6 +296,11 @@ class Residual(nn.Module):
     ``y = relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``. The shortcut is the
     identity, or a 1×1 convolution with stride ``strides`` when ``use_1x1conv`` (needed
     when the number of channels or the stride changes).
+
+    Differs from d2l: ``in_channels`` is the first argument (d2l 1.0.3's
+    ``Residual(num_channels, ...)`` uses lazy convolutions that infer it), so the block's
+    parameters exist at once, and an identity shortcut whose shapes cannot match raises
+    :class:`ValueError` when the block is built instead of failing in ``forward``.
     """
 
     def __init__(
@@ -342,6 +347,11 @@ def resnet18(width: float = 1.0, num_classes: int = 10) -> nn.Sequential:
     Channels 64, 128, 256, 512 times ``width``. The stem is a 7×7 stride-2 convolution
     with batch norm and ReLU, then a 3×3 stride-2 max pool (torchvision's ResNet-18 has
     the same layout for 3-channel images). Any image size from 28×28 up works.
+
+    Differs from d2l: this is the ResNet-18 of d2l's ResNet chapter. d2l 1.0.3's function
+    ``resnet18(num_classes, in_channels=1)`` is the "slightly modified" one of its
+    multi-GPU chapter: a 3×3 stride-1 stem without max pooling, fixed channels, and the
+    number of classes as its first argument.
     """
     c = [_scaled(ch, width) for ch in (64, 128, 256, 512)]
     conv, pool = _stem(c[0])
