@@ -408,8 +408,9 @@ def densenet(
     """d2l's DenseNet: stem, dense blocks with transitions that halve the channels.
 
     The defaults are d2l's (for 96×96 images). A transition block between two dense blocks
-    halves both the channels and the image. Global average pooling at the end: any image
-    size from 28×28 up works.
+    halves both the channels and the image, so the image must stay at least 1×1 until the
+    last block: 96×96 works with four dense blocks, 28×28 only with three
+    (``convs_per_block=(4, 4, 4)``: 7 → 3 → 1 after the stem).
     """
     conv, pool = _stem(stem_channels)
     layers: list[nn.Module] = [conv, nn.BatchNorm2d(stem_channels), nn.ReLU(), pool]
