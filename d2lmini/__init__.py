@@ -37,7 +37,7 @@ from .data import (
     prepare_fashion_mnist,
     read_fashion_mnist,
 )
-from .devices import cpu, num_gpus, try_all_gpus, try_gpu
+from .devices import cpu, num_gpus, synchronize, try_all_gpus, try_gpu
 from .distributed import run_torchrun
 from .env import env_info, seed_everything
 from .models import conv_output_size, count_parameters, lenet, mlp, softmax_regression
@@ -112,6 +112,7 @@ __all__ = [
     "sgd_recipe",
     "show_images",
     "softmax_regression",
+    "synchronize",
     "train",
     "transition_block",
     "try_all_gpus",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["cpu", "num_gpus", "try_gpu", "try_all_gpus"]
+__all__ = ["cpu", "num_gpus", "synchronize", "try_gpu", "try_all_gpus"]
 
 
 def cpu() -> torch.device:
@@ -57,3 +57,22 @@ def try_all_gpus() -> list[torch.device]:
     """
     gpus = [torch.device(f"cuda:{i}") for i in range(num_gpus())]
     return gpus or [cpu()]
+
+
+def synchronize(device: torch.device | str) -> None:
+    """Wait until all work queued on ``device`` has finished.
+
+    CUDA and MPS run operations asynchronously: a call returns once the work is queued.
+    Call this before reading a clock, or a timing measures only the queueing. On the
+    CPU, whose operations finish before they return, it does nothing.
+
+    :param device: a device such as ``try_gpu()``, or its name (``"cuda:0"``).
+    :raises ValueError: for a device type other than ``cpu``, ``cuda`` and ``mps``.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+    elif device.type != "cpu":
+        raise ValueError(f"synchronize() supports cpu, cuda and mps, not {device.type!r}")

@@ -21,6 +21,13 @@ def test_try_gpu_rejects_negative_index():
         d2lmini.try_gpu(-1)
 
 
+def test_synchronize_waits_on_every_device_and_names_an_unknown_one():
+    for device in d2lmini.try_all_gpus() + [d2lmini.cpu(), "cpu"]:
+        d2lmini.synchronize(device)  # returns once the device is idle
+    with pytest.raises(ValueError, match="'meta'"):
+        d2lmini.synchronize("meta")
+
+
 def test_try_all_gpus_is_never_empty():
     devices = d2lmini.try_all_gpus()
     assert devices
