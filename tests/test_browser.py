@@ -21,6 +21,7 @@ import re
 import shutil
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -100,16 +101,34 @@ def screenshot_on_failure(driver: webdriver.Chrome, folder: Path, name: str) -> 
         raise
 
 
+MATHJAX_STATE = """const done = arguments[arguments.length - 1];
+if (!window.MathJax || !MathJax.startup || !MathJax.startup.promise) {
+    done(document.querySelector('script[src*="mathjax"]') ? 'not started' : 'none');
+} else {
+    MathJax.startup.promise.then(() => done('ok'), (e) => done('error ' + e));
+}"""
+SETTLED_WITHOUT_MATH = """return document.readyState === 'complete'
+    && !document.querySelector('.math, script[src*="mathjax"]');"""
+
+
 def wait_for_mathjax(driver: webdriver.Chrome) -> str:
-    """'none' on a page without MathJax, else 'ok' once it has typeset the page."""
-    return driver.execute_async_script(
-        """const done = arguments[arguments.length - 1];
-        if (!window.MathJax || !MathJax.startup || !MathJax.startup.promise) {
-            done(document.querySelector('script[src*="mathjax"]') ? 'not started' : 'none');
-        } else {
-            MathJax.startup.promise.then(() => done('ok'), (e) => done('error ' + e));
-        }"""
-    )
+    """'none' on a page without MathJax, else 'ok' once it has typeset the page.
+
+    Polls for up to TIMEOUT seconds: right after a navigation (seen with Chromium 150) the
+    document can briefly show neither MathJax nor its script. 'none' is returned only for
+    a loaded page that has no math and no MathJax script.
+    """
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        state = driver.execute_async_script(MATHJAX_STATE)
+        if state == "ok" or state.startswith("error"):
+            return state
+        if state == "none" and driver.execute_script(SETTLED_WITHOUT_MATH):
+            return state
+        if time.monotonic() > deadline:
+            url, ready = driver.execute_script("return [location.href, document.readyState]")
+            return f"{state} after {TIMEOUT} s ({url}, readyState {ready})"
+        time.sleep(0.2)
 
 
 PAGE_FACTS = """
