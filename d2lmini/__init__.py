@@ -38,10 +38,10 @@ from .data import (
     read_fashion_mnist,
 )
 from .devices import cpu, num_gpus, synchronize, try_all_gpus, try_gpu
-from .distributed import run_torchrun
+from .distributed import Placement, backend_and_device, run_torchrun
 from .env import env_info, seed_everything
 from .models import conv_output_size, count_parameters, lenet, mlp, softmax_regression
-from .performance import keep_freed_memory
+from .performance import FreedMemory, keep_freed_memory
 from .plotting import Animator, plot, set_figsize, show_images, use_svg_display
 from .profiles import Settings, choose, current_profile
 from .scratch import corr2d, numpy_two_layer_grads
@@ -65,14 +65,17 @@ __all__ = [
     "CheckpointError",
     "DenseBlock",
     "FashionMNISTBatches",
+    "FreedMemory",
     "History",
     "Inception",
+    "Placement",
     "Residual",
     "Settings",
     "Timer",
     "accuracy",
     "alexnet",
     "alexnet_28",
+    "backend_and_device",
     "bn_lenet",
     "capture_rng_state",
     "choose",

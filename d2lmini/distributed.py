@@ -4,7 +4,8 @@
 runs ``python -m torch.distributed.run --standalone --nproc_per_node=N script`` (the
 ``torchrun`` command), waits for it with a time limit, and returns what every rank
 printed. With the ``gloo`` backend, two processes on a laptop CPU are a real
-data-parallel job.
+data-parallel job. :func:`backend_and_device` is what each process of such a job calls
+to pick its communication backend and device, on a laptop or a multi-node GPU cluster.
 """
 
 from __future__ import annotations
@@ -18,12 +19,75 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
-__all__ = ["run_torchrun"]
+import torch
+
+__all__ = ["Placement", "backend_and_device", "run_torchrun"]
 
 _TAIL_LINES = 25  # lines of a failing rank's stderr quoted in the error message
 _GRACE_SECONDS = 3.0  # after SIGTERM, how long torchrun may take to stop its workers
 _FAILURE = re.compile(r"^\s*rank\s*:\s*(\d+).*\n\s*exitcode\s*:\s*(-?\d+)", re.M)
+
+
+class Placement(NamedTuple):
+    """Where one rank of a job computes: the backend for its process group and its device."""
+
+    backend: str
+    device: torch.device
+
+
+def _env_int(env: Mapping[str, str], name: str) -> int:
+    if name not in env:
+        raise RuntimeError(f"{name} is not set: start this script with torchrun, which sets "
+                           "RANK, LOCAL_RANK, WORLD_SIZE and LOCAL_WORLD_SIZE")
+    try:
+        return int(env[name])
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {env[name]!r}") from None
+
+
+def backend_and_device(
+    device_type: str = "auto",
+    env: Mapping[str, str] | None = None,
+    cuda_devices: int | None = None,
+) -> Placement:
+    """Choose this rank's backend and device from torchrun's variables and the GPUs.
+
+    ``"auto"`` uses NCCL and GPU ``LOCAL_RANK`` when the node has CUDA devices, else
+    gloo on the CPU; ``"cuda"`` requires GPUs; ``"cpu"`` always means gloo on the CPU.
+    On a GPU node every local process needs its own GPU: ``LOCAL_WORLD_SIZE`` (processes
+    on *this* node, not ``WORLD_SIZE``, all nodes) must not exceed the node's GPUs, or
+    this raises instead of silently training on the CPU.
+
+    :param device_type: ``"auto"``, ``"cuda"`` or ``"cpu"``.
+    :param env: the environment to read (default ``os.environ``).
+    :param cuda_devices: the node's CUDA device count (default: what torch sees).
+    :raises RuntimeError: outside torchrun, or if this rank has no GPU of its own.
+    :raises ValueError: for an unknown ``device_type`` or a malformed variable.
+    """
+    if device_type not in ("auto", "cuda", "cpu"):
+        raise ValueError(f"device_type must be 'auto', 'cuda' or 'cpu', got {device_type!r}")
+    env = os.environ if env is None else env
+    local_rank = _env_int(env, "LOCAL_RANK")
+    local_world = _env_int(env, "LOCAL_WORLD_SIZE")
+    if not 0 <= local_rank < local_world:
+        raise ValueError(f"LOCAL_RANK={local_rank} must be in [0, LOCAL_WORLD_SIZE={local_world})")
+    if cuda_devices is None:
+        cuda_devices = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if device_type == "cpu" or (device_type == "auto" and cuda_devices == 0):
+        return Placement("gloo", torch.device("cpu"))
+    if cuda_devices == 0:
+        raise RuntimeError(f"LOCAL_RANK {local_rank}: device_type='cuda' but this node has "
+                           "no CUDA device (choose 'cpu' or 'auto' to use gloo on the CPU)")
+    if local_world > cuda_devices:
+        raise RuntimeError(
+            f"LOCAL_RANK {local_rank}: this node runs LOCAL_WORLD_SIZE={local_world} "
+            f"processes but has {cuda_devices} CUDA device(s); each process needs its own. "
+            f"Start torchrun with --nproc_per_node={cuda_devices}, or choose "
+            "device_type='cpu' to train with gloo on the CPU."
+        )
+    return Placement("nccl", torch.device("cuda", local_rank))
 
 
 def _rank_files(log_dir: Path, name: str) -> dict[int, Path]:

@@ -1,4 +1,5 @@
-"""d2lmini.distributed.run_torchrun: real torchrun jobs of two CPU processes (gloo)."""
+"""d2lmini.distributed: the backend/device choice per rank, and real torchrun jobs of two
+CPU processes (gloo)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from d2lmini.distributed import run_torchrun
+import torch
+
+from d2lmini.distributed import Placement, backend_and_device, run_torchrun
 
 HELLO = """\
 import os
@@ -106,5 +109,75 @@ def test_bad_arguments(tmp_path):
 def test_importable_from_the_package():
     import d2lmini.distributed
 
-    assert d2lmini.distributed.__all__ == ["run_torchrun"]
+    assert d2lmini.distributed.__all__ == ["Placement", "backend_and_device", "run_torchrun"]
     assert d2lmini.distributed.run_torchrun is run_torchrun
+
+
+def _node(local_rank: int, local_world: int, world: int | None = None) -> dict[str, str]:
+    """torchrun's variables for one process; ``world`` counts the processes of all nodes."""
+    world = local_world if world is None else world
+    return {"LOCAL_RANK": str(local_rank), "LOCAL_WORLD_SIZE": str(local_world),
+            "WORLD_SIZE": str(world), "RANK": str(local_rank)}
+
+
+@pytest.mark.parametrize(
+    ("nodes", "gpus_per_node"), [(1, 4), (2, 4), (4, 8)], ids=["1x4", "2x4", "4x8"]
+)
+def test_one_gpu_per_local_rank_on_every_node(nodes, gpus_per_node):
+    # WORLD_SIZE (all nodes) exceeds a node's GPUs on 2 nodes: only the local count matters.
+    for local_rank in range(gpus_per_node):
+        env = _node(local_rank, gpus_per_node, world=nodes * gpus_per_node)
+        assert backend_and_device(env=env, cuda_devices=gpus_per_node) == Placement(
+            "nccl", torch.device("cuda", local_rank))
+
+
+def test_fewer_gpus_than_local_processes_is_an_error_naming_the_fix():
+    with pytest.raises(RuntimeError, match=r"LOCAL_WORLD_SIZE=8 .* 4 CUDA device\(s\)") as info:
+        backend_and_device(env=_node(5, 8), cuda_devices=4)
+    assert "--nproc_per_node=4" in str(info.value) and "device_type='cpu'" in str(info.value)
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        backend_and_device("cuda", env=_node(0, 2), cuda_devices=0)
+
+
+def test_cpu_ranks_use_gloo():
+    cpu = Placement("gloo", torch.device("cpu"))
+    assert backend_and_device(env=_node(1, 2), cuda_devices=0) == cpu  # no GPU: auto = CPU
+    assert backend_and_device("cpu", env=_node(1, 8), cuda_devices=4) == cpu  # asked for
+
+
+def test_outside_torchrun_and_bad_values_are_clear_errors():
+    with pytest.raises(RuntimeError, match="LOCAL_RANK is not set: start this script with"):
+        backend_and_device(env={}, cuda_devices=0)
+    with pytest.raises(ValueError, match="LOCAL_WORLD_SIZE must be an integer, got 'two'"):
+        backend_and_device(env={"LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "two"})
+    with pytest.raises(ValueError, match=r"LOCAL_RANK=2 must be in \[0, LOCAL_WORLD_SIZE=2\)"):
+        backend_and_device(env=_node(2, 2), cuda_devices=4)
+    with pytest.raises(ValueError, match="device_type must be"):
+        backend_and_device("gpu", env=_node(0, 1))
+
+
+PLACEMENT = """\
+import os
+import torch.distributed as dist
+from d2lmini import backend_and_device
+
+fake = os.environ.get("FAKE_CUDA_DEVICES")  # a GPU count to pretend, on a CPU machine
+backend, device = backend_and_device(cuda_devices=None if fake is None else int(fake))
+if fake is None:
+    dist.init_process_group(backend)
+    print(f"rank {dist.get_rank()}: {backend} {device} of {os.environ['LOCAL_WORLD_SIZE']}")
+    dist.destroy_process_group()
+else:
+    print(f"local rank {os.environ['LOCAL_RANK']}: {backend} {device}")
+"""
+
+
+def test_torchrun_sets_local_world_size_and_each_rank_chooses(tmp_path):
+    script = _write(tmp_path, "placement.py", PLACEMENT)
+    lines = run_torchrun(script, nproc_per_node=2, env={"CUDA_VISIBLE_DEVICES": ""}).splitlines()
+    assert "[rank0]: rank 0: gloo cpu of 2" in lines and "[rank1]: rank 1: gloo cpu of 2" in lines
+    # Pretend the node has 1 GPU: neither rank may fall back to the CPU silently.
+    with pytest.raises(RuntimeError, match="LOCAL_WORLD_SIZE=2 processes but has 1 CUDA"):
+        run_torchrun(script, nproc_per_node=2, env={"FAKE_CUDA_DEVICES": "1"}, timeout=60)
+    lines = run_torchrun(script, nproc_per_node=2, env={"FAKE_CUDA_DEVICES": "2"}).splitlines()
+    assert "[rank1]: local rank 1: nccl cuda:1" in lines
