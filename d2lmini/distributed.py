@@ -90,17 +90,24 @@ def backend_and_device(
     return Placement("nccl", torch.device("cuda", local_rank))
 
 
-def _rank_files(log_dir: Path, name: str) -> dict[int, Path]:
-    """``{local_rank: file}`` for torchrun's ``--log-dir`` layout.
+def _attempts(log_dir: Path, name: str) -> list[dict[int, Path]]:
+    """``[{local_rank: file}, ...]`` per attempt, in order, from torchrun's ``--log-dir``.
 
     torchrun writes ``<log_dir>/<run id>/attempt_<k>/<local rank>/{stdout,stderr}.log``;
-    with ``--max-restarts 0`` there is one attempt.
+    every restart (``--max-restarts``) is a new attempt.
     """
-    files: dict[int, Path] = {}
-    for path in sorted(log_dir.glob(f"*/attempt_*/*/{name}")):
-        if path.parent.name.isdigit():
-            files[int(path.parent.name)] = path
-    return files
+    found: dict[int, dict[int, Path]] = {}
+    for path in log_dir.glob(f"*/attempt_*/*/{name}"):
+        attempt, rank = path.parent.parent.name.removeprefix("attempt_"), path.parent.name
+        if attempt.isdigit() and rank.isdigit():
+            found.setdefault(int(attempt), {})[int(rank)] = path
+    return [found[k] for k in sorted(found)]
+
+
+def _rank_files(log_dir: Path, name: str) -> dict[int, Path]:
+    """``{local_rank: file}`` of the last attempt."""
+    attempts = _attempts(log_dir, name)
+    return attempts[-1] if attempts else {}
 
 
 def _read(path: Path) -> str:
@@ -111,10 +118,13 @@ def _read(path: Path) -> str:
 
 
 def _ranks_stdout(log_dir: Path) -> str:
-    """Every rank's stdout in rank order, each line prefixed with ``[rank<r>]: ``."""
+    """Every rank's stdout, attempt by attempt in rank order, each line prefixed with
+    ``[rank<r>]: `` (``[rank<r>, restart <k>]: `` after a restart)."""
     lines: list[str] = []
-    for rank, path in sorted(_rank_files(log_dir, "stdout.log").items()):
-        lines += [f"[rank{rank}]: {line}" for line in _read(path).splitlines()]
+    for k, files in enumerate(_attempts(log_dir, "stdout.log")):
+        for rank, path in sorted(files.items()):
+            tag = f"rank{rank}" + (f", restart {k}" if k else "")
+            lines += [f"[{tag}]: {line}" for line in _read(path).splitlines()]
     return "\n".join(lines) + ("\n" if lines else "")
 
 
@@ -173,35 +183,29 @@ def run_torchrun(
     args: Sequence[str | Path | int | float] = (),
     timeout: float = 120.0,
     env: Mapping[str, str] | None = None,
+    max_restarts: int = 0,
 ) -> str:
     """Run ``script`` in ``nproc_per_node`` processes with ``torchrun`` and return its output.
 
-    The command is ``sys.executable -m torch.distributed.run --standalone
-    --nproc_per_node=N script *args`` (the same as ``torchrun --standalone ...``): one
-    machine, a rendezvous on a free local port, and the environment variables ``RANK``,
-    ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT`` set in every
-    process, which is what ``torch.distributed.init_process_group()`` reads. Every rank
-    runs with ``OMP_NUM_THREADS=1`` unless ``env`` says otherwise, so that the processes
-    do not fight over the CPU cores.
+    The command is ``python -m torch.distributed.run --standalone --nproc_per_node=N
+    --max-restarts=R script *args``: one machine, a rendezvous on a free local port,
+    and ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``LOCAL_WORLD_SIZE``, ``MASTER_ADDR``
+    and ``MASTER_PORT`` set in every process. Ranks run with ``OMP_NUM_THREADS=1``
+    unless ``env`` says otherwise. When a rank dies, torchrun stops the others and,
+    up to ``max_restarts`` times, starts all of them again. Each rank's output goes to
+    its own log file in a temporary folder (``--log-dir``, ``--redirects 3``).
 
-    Each rank's output goes to its own log file (torchrun's ``--log-dir`` with
-    ``--redirects 3``), in a temporary folder deleted afterwards.
-
-    :param script: the Python file to run.
-    :param nproc_per_node: the number of processes (the world size on one machine).
     :param args: command-line arguments passed to every rank's ``script``.
-    :param timeout: seconds after which the whole job (torchrun and every worker) is
-        killed.
-    :param env: environment variables set in addition to (or instead of) the current
-        ones, for example ``{"OMP_NUM_THREADS": "2"}``.
-    :returns: the standard output of every rank in rank order, each line prefixed
-        with ``[rank<r>]:`` and a space, preceded by anything torchrun itself printed to stdout.
-    :raises FileNotFoundError: if ``script`` does not exist.
-    :raises ValueError: if ``nproc_per_node`` < 1 or ``timeout`` <= 0.
-    :raises RuntimeError: if the job fails; the message names the failing rank(s),
-        their exit code as torchrun reports it and the last lines of their stderr.
-    :raises TimeoutError: if the job runs longer than ``timeout``; the message
-        includes the output collected so far. No process of the job is left running.
+    :param timeout: seconds after which the whole job, every worker included, is killed.
+    :param env: environment variables added to (or replacing) the current ones.
+    :param max_restarts: how often torchrun may restart the workers after a failure.
+    :returns: what torchrun printed, then every rank's stdout (see above), each line
+        prefixed with ``[rank<r>]:`` (``[rank<r>, restart <k>]:`` after a restart).
+    :raises FileNotFoundError, ValueError: a missing script, a bad argument.
+    :raises RuntimeError: if the job fails; it names the failing rank(s), their exit
+        code and the last lines of their stderr.
+    :raises TimeoutError: after ``timeout``, with the output so far; nothing is left
+        running.
     """
     script = Path(script)
     if not script.is_file():
@@ -212,13 +216,15 @@ def run_torchrun(
         raise ValueError(f"nproc_per_node must be at least 1, got {nproc_per_node}")
     if not timeout > 0:
         raise ValueError(f"timeout must be positive, got {timeout!r}")
+    if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < 0:
+        raise ValueError(f"max_restarts must be an int >= 0, got {max_restarts!r}")
     child_env = dict(os.environ, OMP_NUM_THREADS="1")
     child_env.update(env or {})
     with tempfile.TemporaryDirectory(prefix="d2lmini-torchrun-") as tmp:
         log_dir = Path(tmp) / "logs"
         command = [
             sys.executable, "-m", "torch.distributed.run", "--standalone",
-            f"--nproc_per_node={nproc_per_node}", "--max-restarts=0",
+            f"--nproc_per_node={nproc_per_node}", f"--max-restarts={max_restarts}",
             f"--log-dir={log_dir}", "--redirects=3",
             str(script), *map(str, args),
         ]  # fmt: skip
