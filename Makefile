@@ -23,7 +23,8 @@ WORKERS     ?= 2
 PROFILE     ?= laptop
 NB          ?= chapters
 
-.PHONY: venv book-venv book test unit notebooks lab execute run-times bench lenet-study part4-study clean
+.PHONY: venv book-venv book test unit notebooks lab execute run-times bench lenet-study part4-study clean \
+        gpu-data gpu-check
 
 venv: $(STAMP)
 
@@ -92,3 +93,16 @@ clean:
 # accuracy for 3 seeds (bench/part4_study.md; runs are cached in bench/_cache).
 part4-study: venv
 	nice -n 10 $(BIN)/python bench/part4_study.py
+
+# A short check of the book on a GPU machine (tools/gpu_check.py): `make gpu-data` copies
+# Fashion-MNIST into data/ (ignored by git; carry it to the machine), then on the GPU
+# machine, whose own torch is used, `make gpu-check`. In CI: `make gpu-check DEVICE=cpu`
+# runs the same runner with the .venv on the CPU, in the smoke profile.
+DEVICE        ?= cuda
+GPU_CHECK_OUT ?= build/gpu_check
+gpu-data: venv
+	$(BIN)/python -c "import d2lmini; d2lmini.prepare_fashion_mnist('data')"
+
+gpu-check: $(if $(filter cpu,$(DEVICE)),venv)
+	$(if $(filter cpu,$(DEVICE)),$(TEST_ENV) $(BIN)/python,python3) tools/gpu_check.py \
+	    --device $(DEVICE) --out $(GPU_CHECK_OUT)
