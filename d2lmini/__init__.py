@@ -45,7 +45,7 @@ from .performance import FreedMemory, keep_freed_memory
 from .plotting import Animator, plot, set_figsize, show_images, use_svg_display
 from .profiles import Settings, choose, current_profile
 from .scratch import corr2d, numpy_two_layer_grads
-from .timer import Timer
+from .timer import Timer, time_in_turn
 from .training import (
     Accumulator,
     History,
@@ -116,6 +116,7 @@ __all__ = [
     "show_images",
     "softmax_regression",
     "synchronize",
+    "time_in_turn",
     "train",
     "transition_block",
     "try_all_gpus",

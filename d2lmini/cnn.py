@@ -47,6 +47,17 @@ def _scaled(channels: int, width: float) -> int:
     return max(1, round(channels * width))
 
 
+def _check_width(builder: str, width: float) -> None:
+    """Refuse ``builder(10)``: d2l's ``resnet18(num_classes)`` habit would build a network
+    with 10 times the channels (about 100 times the parameters) of the intended one."""
+    if isinstance(width, int) and not isinstance(width, bool) and width >= 2:
+        raise TypeError(
+            f"{builder}({width}): the first argument is width, a channel multiplier such as "
+            f"0.25, not the number of classes; call {builder}(num_classes={width}) or "
+            f"{builder}(width=..., num_classes=...) (a wider network: width={width}.0)"
+        )
+
+
 def _classifier_head(in_features: int, num_hiddens: int, dropout: float, num_classes: int):
     """AlexNet's and VGG's three dense layers, with dropout after the two hidden ones."""
     return [
@@ -250,6 +261,7 @@ def googlenet(width: float = 1.0, num_classes: int = 10) -> nn.Sequential:
     ``width`` scales every channel count (``width=1`` is the published network). The
     network ends in global average pooling, so it accepts any image size from 28×28 up.
     """
+    _check_width("googlenet", width)
     w = lambda c: _scaled(c, width)  # noqa: E731
     c64, c192 = w(64), w(192)
     layers: list[nn.Module] = [
@@ -351,8 +363,10 @@ def resnet18(width: float = 1.0, num_classes: int = 10) -> nn.Sequential:
     Differs from d2l: this is the ResNet-18 of d2l's ResNet chapter. d2l 1.0.3's function
     ``resnet18(num_classes, in_channels=1)`` is the "slightly modified" one of its
     multi-GPU chapter: a 3×3 stride-1 stem without max pooling, fixed channels, and the
-    number of classes as its first argument.
+    number of classes as its first argument; ``resnet18(10)`` here raises a
+    :class:`TypeError` that says to write ``resnet18(num_classes=10)``.
     """
+    _check_width("resnet18", width)
     c = [_scaled(ch, width) for ch in (64, 128, 256, 512)]
     conv, pool = _stem(c[0])
     stages = [_resnet_stage(c[0], c[0], 2, first=True)]

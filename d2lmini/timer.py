@@ -1,10 +1,13 @@
-"""A small stopwatch that records several laps."""
+"""A small stopwatch that records several laps, and timings of rivals taken in turn."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 
-__all__ = ["Timer"]
+import torch
+
+__all__ = ["Timer", "time_in_turn"]
 
 
 class Timer:
@@ -64,3 +67,40 @@ class Timer:
             total += t
             out.append(total)
         return out
+
+
+def time_in_turn(
+    fns: Mapping[str, Callable[[], object]],
+    rounds: int = 5,
+    seconds: float = 1.0,
+    device: torch.device | str = "cpu",
+    warmup: int = 3,
+) -> dict[str, list[float]]:
+    """Seconds per call of each function, timed in turn: ``{name: [one per round]}``.
+
+    Each of ``rounds`` rounds times every function once, for ``seconds / rounds`` with
+    ``torch.utils.benchmark.Timer`` (its median; the device is synchronised after each
+    call, all torch threads are used), so that a slow moment of the machine hits every
+    rival rather than one. Compare medians, and read the rounds' spread as the noise.
+    Every function is called ``warmup`` times first, untimed.
+    """
+    if not fns or rounds < 1 or not seconds > 0:
+        raise ValueError(f"need functions, rounds >= 1 and seconds > 0, got {len(fns)} "
+                         f"functions, rounds={rounds}, seconds={seconds}")
+    from torch.utils import benchmark
+
+    from .devices import synchronize
+
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            timer = benchmark.Timer(
+                stmt="fn(); synchronize(device)",
+                globals=dict(fn=fn, synchronize=synchronize, device=device),
+                num_threads=torch.get_num_threads(),
+            )
+            samples[name].append(timer.blocked_autorange(min_run_time=seconds / rounds).median)
+    return samples

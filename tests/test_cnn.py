@@ -113,3 +113,16 @@ def test_dense_block_passes_its_input_through_and_grows():
 def test_bad_arguments_are_named(build, message):
     with pytest.raises(ValueError, match=message):
         build()
+
+
+@pytest.mark.parametrize("builder", ["resnet18", "googlenet"])
+def test_the_d2l_call_with_the_number_of_classes_first_names_the_fix(builder):
+    # d2l 1.0.3's resnet18(num_classes, ...): here the first argument is the width, and
+    # resnet18(10) would silently build a network about 100 times too large.
+    build = getattr(d2lmini, builder)
+    with pytest.raises(TypeError, match=rf"call {builder}\(num_classes=10\)"):
+        build(10)
+    net = build(num_classes=10)
+    assert net[-1].out_features == 10
+    wide = d2lmini.count_parameters(build(2.0))  # a float is a deliberate width
+    assert wide > 3 * d2lmini.count_parameters(net)

@@ -88,3 +88,25 @@ def test_import_is_light():
             "print(sorted(m for m in ('matplotlib', 'torchvision') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_time_in_turn_interleaves_rounds_and_tells_rivals_apart():
+    import time
+
+    order: list[str] = []
+
+    def sleeper(name, seconds):
+        def fn():
+            order.append(name)
+            time.sleep(seconds)
+        return fn
+
+    samples = d2lmini.time_in_turn({"fast": sleeper("fast", 0.001), "slow": sleeper("slow", 0.004)},
+                                   rounds=3, seconds=0.15, warmup=1)
+    assert [len(v) for v in samples.values()] == [3, 3]
+    assert max(samples["fast"]) < min(samples["slow"])  # 1 ms vs 4 ms, every round
+    assert 0.003 < min(samples["slow"]) < 0.02
+    switches = sum(a != b for a, b in zip(order, order[1:]))
+    assert switches >= 5  # in turn: fast, slow, fast, slow, ... not all of one first
+    with pytest.raises(ValueError, match="rounds >= 1"):
+        d2lmini.time_in_turn({"x": lambda: None}, rounds=0)
