@@ -23,10 +23,13 @@ WORKERS     ?= 2
 PROFILE     ?= laptop
 NB          ?= chapters
 
-.PHONY: venv book-venv book test unit notebooks lab execute run-times bench lenet-study part4-study clean \
-        gpu-data gpu-check
+.PHONY: help venv book-venv book test unit lint notebooks lab execute run-times bench \
+        lenet-study part4-study clean gpu-data gpu-check
 
-venv: $(STAMP)
+help:  ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+venv: $(STAMP)  ## create or refresh .venv (torch, jupyter-book, test tools, d2lmini)
 
 $(STAMP): requirements.txt requirements-book.txt pyproject.toml $(CONSTRAINTS)
 	@test -x $(BIN)/python || { echo "==> creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
@@ -39,7 +42,7 @@ $(STAMP): requirements.txt requirements-book.txt pyproject.toml $(CONSTRAINTS)
 	@$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true  # a few packages ship unparsable templates
 	@touch $@
 
-book-venv: $(BOOK_STAMP)
+book-venv: $(BOOK_STAMP)  ## create or refresh .venv-book (jupyter-book only)
 
 $(BOOK_STAMP): requirements-book.txt
 	@test -x $(BOOK_BIN)/python || { echo "==> creating $(BOOK_VENV)"; $(PYTHON) -m venv $(BOOK_VENV); }
@@ -48,50 +51,61 @@ $(BOOK_STAMP): requirements-book.txt
 	@touch $@
 
 # The book shows the outputs stored in the notebooks: nothing is executed.
-book: $(BOOK_STAMP)
+book: $(BOOK_STAMP)  ## build the HTML book from the stored outputs
 	@echo "==> building the HTML book (warnings are errors)"
 	$(BOOK_BIN)/jupyter-book build . --path-output book -W -n --keep-going
 	@echo "Book: $(CURDIR)/book/_build/html/index.html"
 
-test: venv
+DEV_STAMP := $(VENV)/.dev-installed
+$(DEV_STAMP): requirements-dev.txt $(STAMP)
+	$(BIN)/python $(PIP_INSTALL) -r requirements-dev.txt
+	@touch $@
+
+lint: $(DEV_STAMP)  ## ruff format --check, ruff check, mypy on d2lmini, codespell
+	$(BIN)/ruff format --check d2lmini tests tools bench conftest.py
+	$(BIN)/ruff check d2lmini tests tools bench conftest.py
+	$(BIN)/mypy
+	$(BIN)/codespell README.md CONTRIBUTING.md book d2lmini tests tools bench
+
+test: venv  ## the whole test suite: unit tests, book, browser, every notebook
 	$(TEST_ENV) $(BIN)/python -m pytest tests chapters -n $(WORKERS) --dist loadfile -q
 
-unit: venv
+unit: venv  ## the unit tests of d2lmini and tools only
 	$(TEST_ENV) $(BIN)/python -m pytest tests -q
 
-notebooks: venv
+notebooks: venv  ## run every notebook in the smoke profile
 	$(TEST_ENV) $(BIN)/python -m pytest chapters -n $(WORKERS) --dist loadfile -q
 
-lab: venv
+lab: venv  ## install JupyterLab into .venv and open the chapters
 	$(BIN)/python $(PIP_INSTALL) jupyterlab
 	$(BIN)/jupyter lab chapters
 
 # Re-run notebooks top to bottom and store their outputs (PROFILE=laptop or full),
 # then refresh the table of run times that the book's introduction shows.
-execute: venv
+execute: venv  ## re-run notebooks, store outputs (PROFILE=laptop, NB=path)
 	$(BIN)/python tools/run_notebooks.py --profile $(PROFILE) $(NB)
 	$(BIN)/python tools/run_times.py
 
-run-times: venv
+run-times: venv  ## regenerate the run-time table of the introduction
 	$(BIN)/python tools/run_times.py
 
 # d2l is our reference peer, not a dependency: its exact pins break installs.
-bench: venv
+bench: venv  ## LeNet epoch benchmark of the data pipelines
 	$(BIN)/python $(PIP_INSTALL) --no-deps d2l==1.0.3
 	$(BIN)/python $(PIP_INSTALL) pandas scipy $(PIP_FLAGS)
 	$(BIN)/python bench/bench_lenet_epoch.py
 
 # The LeNet chapter's per-seed numbers: learning rates chosen on a validation split,
 # then test accuracy for 3 seeds (bench/lenet_study.md; runs are cached in bench/_cache).
-lenet-study: venv
+lenet-study: venv  ## the LeNet chapter's learning-rate study (hours)
 	nice -n 10 $(BIN)/python bench/lenet_study.py
 
-clean:
+clean:  ## remove the venvs and the built book
 	rm -rf book/_build build $(VENV) $(BOOK_VENV)
 
 # Part IV's laptop recipes: peak learning rates chosen on a validation split, then test
 # accuracy for 3 seeds (bench/part4_study.md; runs are cached in bench/_cache).
-part4-study: venv
+part4-study: venv  ## Part IV's recipe study (hours)
 	nice -n 10 $(BIN)/python bench/part4_study.py
 
 # A short check of the book on a GPU machine (tools/gpu_check.py): `make gpu-data` copies
@@ -100,9 +114,9 @@ part4-study: venv
 # runs the same runner with the .venv on the CPU, in the smoke profile.
 DEVICE        ?= cuda
 GPU_CHECK_OUT ?= build/gpu_check
-gpu-data: venv
+gpu-data: venv  ## copy Fashion-MNIST into data/ for a GPU machine
 	$(BIN)/python -c "import d2lmini; d2lmini.prepare_fashion_mnist('data')"
 
-gpu-check: $(if $(filter cpu,$(DEVICE)),venv)
+gpu-check: $(if $(filter cpu,$(DEVICE)),venv)  ## the GPU check (DEVICE=cpu: on the CPU, smoke)
 	$(if $(filter cpu,$(DEVICE)),$(TEST_ENV) $(BIN)/python,python3) tools/gpu_check.py \
 	    --device $(DEVICE) --out $(GPU_CHECK_OUT)

@@ -257,7 +257,7 @@ def _as_size(resize: int | Sequence[int] | None) -> tuple[int, int] | None:
 
     def positive_int(value: Any) -> bool:
         return (
-            isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+            isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 1
         )
 
     if positive_int(resize):

@@ -482,7 +482,7 @@ def train(
     device = torch.device(device) if device is not None else try_gpu()
     net.to(device)
     if optimizer is None:
-        optimizer = torch.optim.SGD(net.parameters(), lr=lr)  # type: ignore[arg-type]
+        optimizer = torch.optim.SGD(net.parameters(), lr=lr)
     loss = loss if loss is not None else nn.CrossEntropyLoss()
     history = History(device=str(device), eval_name=eval_name)
     start_epoch = 0

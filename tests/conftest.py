@@ -1,7 +1,9 @@
 """Shared fixtures: the HTML book, built once per test session.
 
 ``built_book`` runs ``jupyter-book build`` as ``make book`` does (``-W -n
---keep-going``) with the jupyter-book of the running venv. Under pytest-xdist the
+--keep-going``) with the jupyter-book of the running venv, or, where
+``$D2LMINI_BUILT_BOOK`` names the HTML folder that ``make book`` built (``.ci/run``
+does), uses that one, so that CI builds the book once. Under pytest-xdist the
 workers share one build: the first one builds under a file lock, the others reuse it.
 """
 
@@ -45,6 +47,13 @@ def build_book(out: Path) -> BuiltBook:
 
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory: pytest.TempPathFactory) -> BuiltBook:
+    prebuilt = os.environ.get("D2LMINI_BUILT_BOOK")  # .ci/run: the HTML of `make book`
+    if prebuilt:
+        html = Path(prebuilt)
+        if not (html / "index.html").is_file():
+            raise FileNotFoundError(f"D2LMINI_BUILT_BOOK={prebuilt}: no index.html there")
+        # `make book` builds with -W: it fails on any warning, so its HTML had none.
+        return BuiltBook(0, "(built by make book with -W: no warnings)", html)
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return build_book(tmp_path_factory.mktemp("book"))
     from filelock import FileLock  # a dependency of torch, so present in the test venv
