@@ -4,6 +4,7 @@
 (a kernel position, a pooling window, padding drawn in grey), so that several grids
 side by side on one set of axes explain an operation: input, kernel, output.
 :func:`show_maps` shows an image next to the feature maps computed from it.
+:func:`data_parallel_step` draws one step of data-parallel training as boxes and arrows.
 
 Import it as ``from d2lmini import diagrams``. matplotlib is imported only inside the
 functions, so ``import d2lmini`` stays light.
@@ -19,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-__all__ = ["draw_grid", "grid_figure", "show_maps"]
+__all__ = ["data_parallel_step", "draw_grid", "grid_figure", "show_maps"]
 
 Window = tuple[int, int, int, int]
 """A rectangle of cells: ``(row, col, height, width)``."""
@@ -193,3 +194,40 @@ def show_maps(
         fig.suptitle(suptitle, fontsize=11)
     fig.tight_layout()
     return axes
+
+
+def data_parallel_step() -> Figure:
+    """One data-parallel training step with two workers, as boxes and arrows.
+
+    The batch splits into two shards; each worker runs forward and backward on its own
+    model copy; an all-reduce averages the two gradients; both take the same SGD step.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+
+    def box(x: float, y: float, w: float, text: str, color: str) -> None:
+        ax.add_patch(FancyBboxPatch((x, y), w, 0.8, boxstyle="round,pad=0.02",
+                                    facecolor=color, edgecolor="black"))
+        ax.text(x + w / 2, y + 0.4, text, ha="center", va="center", fontsize=8)
+
+    def arrow(start: tuple[float, float], end: tuple[float, float]) -> None:
+        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="->", mutation_scale=10))
+
+    box(0.0, 1.6, 1.3, "batch\n(n examples)", "#dddddd")
+    for row, y in enumerate([2.9, 0.3]):
+        box(1.9, y, 1.3, f"shard {row}\n(n/2)", "#cfe2f3")
+        box(3.7, y, 1.5, f"worker {row}\nmodel copy\nforward+backward", "#d9ead3")
+        box(5.7, y, 1.0, f"grad $g_{row}$", "#fff2cc")
+        box(8.6, y, 1.4, "same SGD step\n" + r"$w \leftarrow w-\eta\bar g$", "#d9ead3")
+        for start, end in [((1.3, 2.0), (1.9, y + 0.4)), ((3.2, y + 0.4), (3.7, y + 0.4)),
+                           ((5.2, y + 0.4), (5.7, y + 0.4)), ((6.7, y + 0.4), (7.2, 2.0)),
+                           ((8.3, 2.0), (8.6, y + 0.4))]:
+            arrow(start, end)
+    box(7.2, 1.6, 1.1, "all-reduce\n" + r"$\bar g=\frac{g_0+g_1}{2}$", "#f4cccc")
+    ax.set_xlim(-0.1, 10.1)
+    ax.set_ylim(0.1, 3.9)
+    ax.axis("off")
+    ax.set_title("One data-parallel training step with two workers")
+    return fig

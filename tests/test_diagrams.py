@@ -109,3 +109,15 @@ def test_matplotlib_is_imported_inside_the_functions_only():
             continue
         modules = [a.name for a in getattr(stmt, "names", [])] + [getattr(stmt, "module", "")]
         assert not any(m and m.startswith("matplotlib") for m in modules), ast.unparse(stmt)
+
+
+def test_data_parallel_step_draws_both_workers_and_the_all_reduce():
+    fig = diagrams.data_parallel_step()
+    (ax,) = fig.axes
+    labels = texts(ax)
+    for row in (0, 1):
+        assert f"shard {row}\n(n/2)" in labels and f"grad $g_{row}$" in labels
+    assert sum(label.startswith("all-reduce") for label in labels) == 1
+    assert sum(label.startswith("same SGD step") for label in labels) == 2
+    assert ax.get_title() == "One data-parallel training step with two workers"
+    plt.close(fig)
