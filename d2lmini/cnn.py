@@ -14,6 +14,8 @@ layer would shrink a 28×28 image to 5×5.
 
 from __future__ import annotations
 
+import numbers
+
 from collections.abc import Sequence
 
 import torch
@@ -50,7 +52,7 @@ def _scaled(channels: int, width: float) -> int:
 def _check_width(builder: str, width: float) -> None:
     """Refuse ``builder(10)``: d2l's ``resnet18(num_classes)`` habit would build a network
     with 10 times the channels (about 100 times the parameters) of the intended one."""
-    if isinstance(width, int) and not isinstance(width, bool) and width >= 2:
+    if isinstance(width, numbers.Integral) and not isinstance(width, bool) and width >= 2:
         raise TypeError(
             f"{builder}({width}): the first argument is width, a channel multiplier such as "
             f"0.25, not the number of classes; call {builder}(num_classes={width}) or "

@@ -58,7 +58,9 @@ def backend_and_device(
     gloo on the CPU; ``"cuda"`` requires GPUs; ``"cpu"`` always means gloo on the CPU.
     On a GPU node every local process needs its own GPU: ``LOCAL_WORLD_SIZE`` (processes
     on *this* node, not ``WORLD_SIZE``, all nodes) must not exceed the node's GPUs, or
-    this raises instead of silently training on the CPU.
+    this raises instead of silently training on the CPU. Where the scheduler binds one
+    GPU to each process (each sees a single device), ask for ``"cuda"``: then every
+    rank uses its ``cuda:0``.
 
     :param device_type: ``"auto"``, ``"cuda"`` or ``"cpu"``.
     :param env: the environment to read (default ``os.environ``).
@@ -80,6 +82,8 @@ def backend_and_device(
     if cuda_devices == 0:
         raise RuntimeError(f"LOCAL_RANK {local_rank}: device_type='cuda' but this node has "
                            "no CUDA device (choose 'cpu' or 'auto' to use gloo on the CPU)")
+    if device_type == "cuda" and cuda_devices == 1 and local_world > 1:
+        return Placement("nccl", torch.device("cuda", 0))  # one GPU bound to each process
     if local_world > cuda_devices:
         raise RuntimeError(
             f"LOCAL_RANK {local_rank}: this node runs LOCAL_WORLD_SIZE={local_world} "
@@ -90,24 +94,24 @@ def backend_and_device(
     return Placement("nccl", torch.device("cuda", local_rank))
 
 
-def _attempts(log_dir: Path, name: str) -> list[dict[int, Path]]:
-    """``[{local_rank: file}, ...]`` per attempt, in order, from torchrun's ``--log-dir``.
+def _attempts(log_dir: Path, name: str) -> dict[int, dict[int, Path]]:
+    """``{attempt: {local_rank: file}}`` from torchrun's ``--log-dir``.
 
     torchrun writes ``<log_dir>/<run id>/attempt_<k>/<local rank>/{stdout,stderr}.log``;
-    every restart (``--max-restarts``) is a new attempt.
+    every restart (``--max-restarts``) is a new attempt ``k``.
     """
     found: dict[int, dict[int, Path]] = {}
     for path in log_dir.glob(f"*/attempt_*/*/{name}"):
         attempt, rank = path.parent.parent.name.removeprefix("attempt_"), path.parent.name
         if attempt.isdigit() and rank.isdigit():
             found.setdefault(int(attempt), {})[int(rank)] = path
-    return [found[k] for k in sorted(found)]
+    return dict(sorted(found.items()))
 
 
 def _rank_files(log_dir: Path, name: str) -> dict[int, Path]:
     """``{local_rank: file}`` of the last attempt."""
     attempts = _attempts(log_dir, name)
-    return attempts[-1] if attempts else {}
+    return attempts[max(attempts)] if attempts else {}
 
 
 def _read(path: Path) -> str:
@@ -121,7 +125,7 @@ def _ranks_stdout(log_dir: Path) -> str:
     """Every rank's stdout, attempt by attempt in rank order, each line prefixed with
     ``[rank<r>]: `` (``[rank<r>, restart <k>]: `` after a restart)."""
     lines: list[str] = []
-    for k, files in enumerate(_attempts(log_dir, "stdout.log")):
+    for k, files in _attempts(log_dir, "stdout.log").items():
         for rank, path in sorted(files.items()):
             tag = f"rank{rank}" + (f", restart {k}" if k else "")
             lines += [f"[{tag}]: {line}" for line in _read(path).splitlines()]

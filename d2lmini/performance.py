@@ -15,7 +15,11 @@ _DEFAULT = 128 << 10  # glibc's initial threshold: a fixed value this low is wor
 
 
 class FreedMemory(NamedTuple):
-    """What :func:`keep_freed_memory` changed: glibc thresholds in bytes, 0 if unchanged."""
+    """What :func:`keep_freed_memory` changed: glibc thresholds in bytes, 0 if unchanged.
+
+    True when both took. ``(x, 0)`` is false, yet the mmap threshold took (which also
+    ends glibc's dynamic threshold) and only the trim threshold was refused.
+    """
 
     mmap_threshold: int
     trim_threshold: int
@@ -33,8 +37,8 @@ def keep_freed_memory() -> FreedMemory:
     The mmap threshold is set first, to 1 GiB or, where glibc refuses that (mallopt(3)
     documents 32 MiB as the limit), the largest power of two it accepts; only then the
     trim threshold, to the same value: a trim threshold alone would freeze glibc's
-    dynamic threshold at 128 KiB. Results are unchanged. Returns what was set; false
-    (all zeros) where glibc is not the allocator (macOS, Windows, musl).
+    dynamic threshold at 128 KiB. Results are unchanged. Returns what was set: all zeros (false) where
+    glibc is not the allocator (macOS, Windows, musl) or refused the mmap threshold.
     """
     nothing = FreedMemory(0, 0)
     if not sys.platform.startswith("linux"):

@@ -73,23 +73,36 @@ def time_in_turn(
     fns: Mapping[str, Callable[[], object]],
     rounds: int = 5,
     seconds: float = 1.0,
-    device: torch.device | str = "cpu",
+    device: torch.device | str | None = None,
     warmup: int = 3,
 ) -> dict[str, list[float]]:
     """Seconds per call of each function, timed in turn: ``{name: [one per round]}``.
 
     Each of ``rounds`` rounds times every function once, for ``seconds / rounds`` with
-    ``torch.utils.benchmark.Timer`` (its median; the device is synchronised after each
-    call, all torch threads are used), so that a slow moment of the machine hits every
-    rival rather than one. Compare medians, and read the rounds' spread as the noise.
-    Every function is called ``warmup`` times first, untimed.
+    ``torch.utils.benchmark.Timer`` (its median, all torch threads), so that a slow
+    moment of the machine hits every rival rather than one. Compare medians, and read
+    the rounds' spread as the noise. Every function is called ``warmup`` times first.
+
+    :param fns: the rivals, by name.
+    :param device: the device to synchronise after each call; by default the current
+        CUDA device once CUDA is in use (queued GPU work is then counted), else none.
+    :raises ValueError: for no functions, ``rounds`` < 1 or ``seconds`` <= 0.
     """
-    if not fns or rounds < 1 or not seconds > 0:
-        raise ValueError(f"need functions, rounds >= 1 and seconds > 0, got {len(fns)} "
-                         f"functions, rounds={rounds}, seconds={seconds}")
+    if not isinstance(fns, Mapping) or not fns:
+        raise ValueError("fns must be a non-empty mapping of names to functions")
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise ValueError(f"rounds must be an int >= 1, got {rounds!r}")
+    if not seconds > 0:
+        raise ValueError(f"seconds must be > 0, got {seconds!r}")
     from torch.utils import benchmark
 
     from .devices import synchronize
+
+    def sync() -> None:
+        if device is not None:
+            synchronize(device)
+        elif torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
 
     for fn in fns.values():
         for _ in range(warmup):
@@ -97,10 +110,7 @@ def time_in_turn(
     samples: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            timer = benchmark.Timer(
-                stmt="fn(); synchronize(device)",
-                globals=dict(fn=fn, synchronize=synchronize, device=device),
-                num_threads=torch.get_num_threads(),
-            )
+            timer = benchmark.Timer(stmt="fn(); sync()", globals=dict(fn=fn, sync=sync),
+                                    num_threads=torch.get_num_threads())
             samples[name].append(timer.blocked_autorange(min_run_time=seconds / rounds).median)
     return samples

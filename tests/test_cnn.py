@@ -1,5 +1,6 @@
 """d2lmini.cnn: Part IV's networks have the published sizes and shapes, and fail clearly."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -120,8 +121,9 @@ def test_the_d2l_call_with_the_number_of_classes_first_names_the_fix(builder):
     # d2l 1.0.3's resnet18(num_classes, ...): here the first argument is the width, and
     # resnet18(10) would silently build a network about 100 times too large.
     build = getattr(d2lmini, builder)
-    with pytest.raises(TypeError, match=rf"call {builder}\(num_classes=10\)"):
-        build(10)
+    for ten in (10, torch.tensor(10).item(), np.int64(10)):
+        with pytest.raises(TypeError, match=rf"call {builder}\(num_classes=10\)"):
+            build(ten)
     net = build(num_classes=10)
     assert net[-1].out_features == 10
     wide = d2lmini.count_parameters(build(2.0))  # a float is a deliberate width

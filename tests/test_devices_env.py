@@ -101,12 +101,14 @@ def test_time_in_turn_interleaves_rounds_and_tells_rivals_apart():
             time.sleep(seconds)
         return fn
 
-    samples = d2lmini.time_in_turn({"fast": sleeper("fast", 0.001), "slow": sleeper("slow", 0.004)},
-                                   rounds=3, seconds=0.15, warmup=1)
+    rivals = {"fast": sleeper("fast", 0.001), "slow": sleeper("slow", 0.004)}
+    samples = d2lmini.time_in_turn(rivals, rounds=3, seconds=0.15, warmup=1)
     assert [len(v) for v in samples.values()] == [3, 3]
     assert max(samples["fast"]) < min(samples["slow"])  # 1 ms vs 4 ms, every round
     assert 0.003 < min(samples["slow"]) < 0.02
     switches = sum(a != b for a, b in zip(order, order[1:]))
     assert switches >= 5  # in turn: fast, slow, fast, slow, ... not all of one first
-    with pytest.raises(ValueError, match="rounds >= 1"):
+    with pytest.raises(ValueError, match="rounds must be an int >= 1"):
         d2lmini.time_in_turn({"x": lambda: None}, rounds=0)
+    with pytest.raises(ValueError, match="non-empty mapping"):
+        d2lmini.time_in_turn([lambda: None])  # type: ignore[arg-type]

@@ -139,6 +139,14 @@ def test_fewer_gpus_than_local_processes_is_an_error_naming_the_fix():
         backend_and_device("cuda", env=_node(0, 2), cuda_devices=0)
 
 
+def test_one_gpu_bound_to_each_process_needs_an_explicit_cuda():
+    # SLURM's --gpus-per-task=1: every process sees one device, its own, as cuda:0
+    with pytest.raises(RuntimeError, match="LOCAL_WORLD_SIZE=4 processes but has 1 CUDA"):
+        backend_and_device(env=_node(3, 4), cuda_devices=1)
+    assert backend_and_device("cuda", env=_node(3, 4), cuda_devices=1) == Placement(
+        "nccl", torch.device("cuda", 0))
+
+
 def test_cpu_ranks_use_gloo():
     cpu = Placement("gloo", torch.device("cpu"))
     assert backend_and_device(env=_node(1, 2), cuda_devices=0) == cpu  # no GPU: auto = CPU

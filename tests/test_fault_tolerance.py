@@ -62,8 +62,11 @@ def job(tmp_path, monkeypatch):
 
 
 def kill_when(path: str, pid_file: str, killed: list[int]) -> None:
+    """SIGKILL the process in ``pid_file`` once ``path`` exists; nobody if it never does."""
     deadline = time.monotonic() + 60
-    while not Path(path).exists() and time.monotonic() < deadline:
+    while not Path(path).exists():
+        if time.monotonic() > deadline:
+            return
         time.sleep(0.005)
     pid = int(Path(pid_file).read_text())
     os.kill(pid, signal.SIGKILL)
@@ -72,8 +75,11 @@ def kill_when(path: str, pid_file: str, killed: list[int]) -> None:
 
 def test_worker_killed_mid_run_ends_bitwise_equal_to_an_uninterrupted_run(job):
     job("reference_ckpt.pt", "reference.pt")
+    for pid_file in Path().glob("pid*"):  # the reference run's: never kill a stale pid
+        pid_file.unlink()
     killed: list[int] = []
-    killer = threading.Thread(target=kill_when, args=("ckpt.pt", "pid1", killed))
+    killer = threading.Thread(target=kill_when, args=("ckpt.pt", "pid1", killed),
+                              daemon=True)
     killer.start()
     output = job("ckpt.pt", "resumed.pt", max_restarts=1)
     killer.join()

@@ -92,8 +92,11 @@ def test_real_glibc_keeps_a_64_mib_block_mapped():
         "    b = torch.ones(16 * 2**20); del b\n"
         "print(s.mmap_threshold, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start)\n"
     )
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "PYTHONPATH", "HOME")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env={"OMP_NUM_THREADS": "1", "PATH": ""})
+                         check=True, env=dict(env, OMP_NUM_THREADS="1"))
     threshold, faults = map(int, out.stdout.split())
     if threshold < 64 * MiB:
         pytest.skip(f"this glibc caps the mmap threshold at {threshold} bytes")

@@ -6,8 +6,10 @@
 The GPU machine this project is sometimes lent has torch but no Jupyter kernel, so each
 notebook is turned into a plain script here (``%%writefile`` cells write their file,
 the bootstrap cell's ``%pip`` line becomes ``pass``) and run in a fresh process from its
-own folder; on the CPU only two of them run, in the ``smoke`` profile. A DDP job of world size 1 checks the NCCL path of
-:func:`d2lmini.backend_and_device`. ``DIR/gpu_check.md`` gets one row per check:
+own folder; on the CPU only two of them run, in the ``smoke`` profile. With one GPU,
+the two-rank DDP chapters run their processes on the CPU (one GPU per process is the
+rule), so NCCL is checked by a DDP job of world size 1, and of 2 where there are two
+GPUs, through :func:`d2lmini.backend_and_device`. ``DIR/gpu_check.md`` gets one row per check:
 seconds, the last line that reports an accuracy or a speed-up, pass or fail; each
 check's output goes to ``DIR/<name>.log``. Exit status 1 if any check failed.
 """
@@ -39,7 +41,7 @@ CPU_CHECKS = ["07_gpus", "04_ddp"]
 METRIC = re.compile(r"accura|speed-?up|\d\.\d+x|bitwise|==", re.I)
 MAGIC_WRITEFILE = re.compile(r"^%%writefile\s+(\S+)\n")
 
-DDP_ONE_GPU = """\
+DDP_CHECK = """\
 import torch, torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from d2lmini import backend_and_device
@@ -87,8 +89,10 @@ def run_check(name: str, command: list[str], cwd: Path, env: dict[str, str],
         done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
                               timeout=timeout)
         output, ok = done.stdout + done.stderr, done.returncode == 0
-    except subprocess.TimeoutExpired as exc:
-        output, ok = f"{exc.stdout or ''}{exc.stderr or ''}\nTIMEOUT after {timeout} s", False
+    except subprocess.TimeoutExpired as exc:  # its output is bytes, even with text=True
+        parts = [p.decode(errors="replace") if isinstance(p, bytes) else p or ""
+                 for p in (exc.stdout, exc.stderr)]
+        output, ok = f"{''.join(parts)}\nTIMEOUT after {timeout} s", False
     seconds = time.monotonic() - start
     log.write_text(output)
     lines = [line.strip() for line in output.splitlines() if METRIC.search(line)]
@@ -128,18 +132,22 @@ def main() -> int:
                                   path.parent, dict(env, D2LMINI_PROFILE=profile),
                                   args.out / f"{path.stem}.log", args.timeout))
             print(rows[-1], flush=True)
-        ddp = Path(tmp) / "ddp_one_gpu.py"
-        ddp.write_text(DDP_ONE_GPU)
-        launcher = ("from d2lmini import run_torchrun; import sys; "
-                    "print(run_torchrun(sys.argv[1], nproc_per_node=1, timeout=120))")
-        rows.append(run_check("DDP, world size 1", [sys.executable, "-c", launcher, str(ddp)],
-                              ROOT, env, args.out / "ddp_one_gpu.log", args.timeout))
-        print(rows[-1], flush=True)
+        ddp = Path(tmp) / "ddp_check.py"
+        ddp.write_text(DDP_CHECK)
+        launcher = ("from d2lmini import run_torchrun; import sys; print(run_torchrun("
+                    "sys.argv[1], nproc_per_node=int(sys.argv[2]), timeout=120))")
+        gpus = torch.cuda.device_count() if args.device == "cuda" else 0
+        for world in [1, 2] if gpus >= 2 else [1]:  # NCCL between GPUs needs two
+            rows.append(run_check(f"DDP, world size {world}",
+                                  [sys.executable, "-c", launcher, str(ddp), str(world)],
+                                  ROOT, env, args.out / f"ddp_world_{world}.log", args.timeout))
+            print(rows[-1], flush=True)
     table = [
         f"# GPU check ({'GPU' if args.device == 'cuda' else 'CPU only: no GPU was used'})",
         "",
         f"`python tools/gpu_check.py --device {args.device}`: torch {torch.__version__}, "
-        f"Python {sys.version.split()[0]}, device {device}.",
+        f"Python {sys.version.split()[0]}, device {device}, {gpus} GPU(s) visible. "
+        "The two-rank chapters (04, 05) use the GPUs only where there is one per rank.",
         "",
         "| check | seconds | last metric line | result |",
         "|---|---:|---|---|",
