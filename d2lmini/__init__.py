@@ -38,7 +38,7 @@ from .data import (
     read_fashion_mnist,
 )
 from .devices import cpu, num_gpus, synchronize, try_all_gpus, try_gpu
-from .distributed import Placement, backend_and_device, run_torchrun
+from .distributed import Placement, backend_and_device, device_type_for, run_torchrun
 from .env import env_info, seed_everything
 from .models import conv_output_size, count_parameters, lenet, mlp, softmax_regression
 from .performance import FreedMemory, keep_freed_memory
@@ -85,6 +85,7 @@ __all__ = [
     "cpu",
     "current_profile",
     "densenet",
+    "device_type_for",
     "env_info",
     "evaluate_accuracy",
     "fit_full_batch",

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import torch
 
-__all__ = ["Placement", "backend_and_device", "run_torchrun"]
+__all__ = ["Placement", "backend_and_device", "device_type_for", "run_torchrun"]
 
 _TAIL_LINES = 25  # lines of a failing rank's stderr quoted in the error message
 _GRACE_SECONDS = 3.0  # after SIGTERM, how long torchrun may take to stop its workers
@@ -92,6 +92,23 @@ def backend_and_device(
             "device_type='cpu' to train with gloo on the CPU."
         )
     return Placement("nccl", torch.device("cuda", local_rank))
+
+
+def device_type_for(nproc_per_node: int, gpus: int | None = None) -> str:
+    """The ``device_type`` for a one-machine launch of ``nproc_per_node`` processes.
+
+    ``"auto"`` (a GPU per process, or the CPU on a machine without GPUs), or ``"cpu"``,
+    said in one printed line, where the machine has GPUs but fewer than the processes:
+    :func:`backend_and_device` would refuse those with ``"auto"``.
+
+    :param gpus: the machine's CUDA device count (default: what torch sees).
+    """
+    if gpus is None:
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if 0 < gpus < nproc_per_node:
+        print(f"{gpus} GPU(s) for {nproc_per_node} processes: device_type='cpu' (gloo)")
+        return "cpu"
+    return "auto"
 
 
 def _attempts(log_dir: Path, name: str) -> dict[int, dict[int, Path]]:

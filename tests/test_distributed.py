@@ -10,7 +10,7 @@ import pytest
 
 import torch
 
-from d2lmini.distributed import Placement, backend_and_device, run_torchrun
+from d2lmini.distributed import Placement, backend_and_device, device_type_for, run_torchrun
 
 HELLO = """\
 import os
@@ -109,7 +109,8 @@ def test_bad_arguments(tmp_path):
 def test_importable_from_the_package():
     import d2lmini.distributed
 
-    assert d2lmini.distributed.__all__ == ["Placement", "backend_and_device", "run_torchrun"]
+    assert d2lmini.distributed.__all__ == ["Placement", "backend_and_device", "device_type_for",
+                                           "run_torchrun"]
     assert d2lmini.distributed.run_torchrun is run_torchrun
 
 
@@ -189,3 +190,11 @@ def test_torchrun_sets_local_world_size_and_each_rank_chooses(tmp_path):
         run_torchrun(script, nproc_per_node=2, env={"FAKE_CUDA_DEVICES": "1"}, timeout=60)
     lines = run_torchrun(script, nproc_per_node=2, env={"FAKE_CUDA_DEVICES": "2"}).splitlines()
     assert "[rank1]: local rank 1: nccl cuda:1" in lines
+
+
+def test_device_type_for_a_launch_uses_the_gpus_only_with_one_per_process(capsys):
+    assert device_type_for(2, gpus=0) == "auto"  # no GPU: auto means gloo on the CPU
+    assert device_type_for(2, gpus=2) == device_type_for(2, gpus=8) == "auto"
+    assert capsys.readouterr().out == ""
+    assert device_type_for(2, gpus=1) == "cpu"  # 1 GPU, 2 processes: said, not silent
+    assert "1 GPU(s) for 2 processes" in capsys.readouterr().out
