@@ -37,6 +37,7 @@ from .data import (
     prepare_fashion_mnist,
     read_fashion_mnist,
 )
+from .deploy import export_onnx, lenet_cache_path, preprocessing_spec, trained_lenet
 from .devices import cpu, num_gpus, synchronize, try_all_gpus, try_gpu
 from .distributed import run_torchrun
 from .env import env_info, seed_everything
@@ -45,6 +46,7 @@ from .performance import keep_freed_memory
 from .plotting import Animator, plot, set_figsize, show_images, use_svg_display
 from .profiles import Settings, choose, current_profile
 from .scratch import corr2d, numpy_two_layer_grads
+from .serving import BadInput, Predictor, decode_png, make_server, running
 from .timer import Timer
 from .training import (
     Accumulator,
@@ -62,11 +64,13 @@ __version__ = "0.1.0"
 __all__ = [
     "Accumulator",
     "Animator",
+    "BadInput",
     "CheckpointError",
     "DenseBlock",
     "FashionMNISTBatches",
     "History",
     "Inception",
+    "Predictor",
     "Residual",
     "Settings",
     "Timer",
@@ -81,9 +85,11 @@ __all__ = [
     "count_parameters",
     "cpu",
     "current_profile",
+    "decode_png",
     "densenet",
     "env_info",
     "evaluate_accuracy",
+    "export_onnx",
     "fit_full_batch",
     "get_dataloader_workers",
     "get_fashion_mnist_labels",
@@ -91,10 +97,12 @@ __all__ = [
     "init_cnn",
     "keep_freed_memory",
     "lenet",
+    "lenet_cache_path",
     "load_checkpoint",
     "load_data_fashion_mnist",
     "load_fashion_mnist_datasets",
     "load_fashion_mnist_splits",
+    "make_server",
     "mlp",
     "nin",
     "nin_block",
@@ -102,10 +110,12 @@ __all__ = [
     "numpy_two_layer_grads",
     "plot",
     "prepare_fashion_mnist",
+    "preprocessing_spec",
     "read_fashion_mnist",
     "resnet18",
     "restore_rng_state",
     "run_torchrun",
+    "running",
     "save_checkpoint",
     "seed_everything",
     "set_figsize",
@@ -114,6 +124,7 @@ __all__ = [
     "softmax_regression",
     "synchronize",
     "train",
+    "trained_lenet",
     "transition_block",
     "try_all_gpus",
     "try_gpu",
