@@ -75,7 +75,9 @@ def _new_lenet() -> nn.Sequential:
     return lenet(nn.ReLU, nn.MaxPool2d)
 
 
-def _train(recipe: dict[str, Any], root: str | Path | None) -> tuple[nn.Sequential, float, str]:
+def _train(
+    recipe: dict[str, Any], root: str | Path | None
+) -> tuple[nn.Sequential, float, str]:
     """Train LeNet with ``recipe``: the network (CPU, eval mode), seconds and device."""
     from .data import load_data_fashion_mnist
     from .devices import try_gpu
@@ -181,6 +183,8 @@ def export_onnx(net: nn.Module, path: str | Path, max_batch: int = 4096) -> Path
         output_names=[spec["output_name"]], dynamic_shapes=({0: batch},),
         verbose=False,
     )  # fmt: skip
+    if program is None:  # only the TorchScript exporter (dynamo=False) returns None
+        raise RuntimeError("torch.onnx.export returned no ONNX program")
     program.save(str(path))
     onnx.checker.check_model(str(path), full_check=True)
     path.with_suffix(".json").write_text(json.dumps(spec, indent=1), encoding="utf-8")

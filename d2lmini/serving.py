@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -145,7 +145,7 @@ class _Handler(BaseHTTPRequestHandler):
                                 f"{self.server.max_body} bytes")  # fmt: skip
         return self.rfile.read(size)
 
-    def do_POST(self) -> None:  # noqa: N802 (the name http.server calls)
+    def do_POST(self) -> None:  # the name http.server calls
         try:
             if self.path != "/predict":
                 raise BadInput(404, f"no such endpoint {self.path}; POST to /predict")
@@ -154,7 +154,7 @@ class _Handler(BaseHTTPRequestHandler):
         except BadInput as err:
             self._answer(err.status, {"error": str(err)})
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path == "/health":
             self._answer(200, {"status": "ok"})
         elif self.path == "/predict":
@@ -199,7 +199,7 @@ def running(server: ThreadingHTTPServer) -> Iterator[str]:
     """Serve ``server`` in a background thread; yield its base URL; stop it on exit."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    host, port = server.server_address[:2]
+    host, port = cast(tuple[str, int], server.server_address[:2])
     try:
         yield f"http://{host}:{port}"
     finally:
