@@ -37,6 +37,7 @@ from .data import (
     prepare_fashion_mnist,
     read_fashion_mnist,
 )
+from .deploy import export_onnx, lenet_cache_path, preprocessing_spec, trained_lenet
 from .devices import cpu, num_gpus, synchronize, try_all_gpus, try_gpu
 from .distributed import Placement, backend_and_device, device_type_for, run_torchrun
 from .env import env_info, seed_everything
@@ -45,6 +46,7 @@ from .performance import FreedMemory, keep_freed_memory
 from .plotting import Animator, plot, set_figsize, show_images, use_svg_display
 from .profiles import Settings, choose, current_profile
 from .scratch import corr2d, numpy_two_layer_grads
+from .serving import BadInput, Predictor, decode_png, make_server, running
 from .timer import Timer, time_in_turn
 from .training import (
     Accumulator,
@@ -62,6 +64,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Accumulator",
     "Animator",
+    "BadInput",
     "CheckpointError",
     "DenseBlock",
     "FashionMNISTBatches",
@@ -69,6 +72,7 @@ __all__ = [
     "History",
     "Inception",
     "Placement",
+    "Predictor",
     "Residual",
     "Settings",
     "Timer",
@@ -84,10 +88,12 @@ __all__ = [
     "count_parameters",
     "cpu",
     "current_profile",
+    "decode_png",
     "densenet",
     "device_type_for",
     "env_info",
     "evaluate_accuracy",
+    "export_onnx",
     "fit_full_batch",
     "get_dataloader_workers",
     "get_fashion_mnist_labels",
@@ -95,10 +101,12 @@ __all__ = [
     "init_cnn",
     "keep_freed_memory",
     "lenet",
+    "lenet_cache_path",
     "load_checkpoint",
     "load_data_fashion_mnist",
     "load_fashion_mnist_datasets",
     "load_fashion_mnist_splits",
+    "make_server",
     "mlp",
     "nin",
     "nin_block",
@@ -106,10 +114,12 @@ __all__ = [
     "numpy_two_layer_grads",
     "plot",
     "prepare_fashion_mnist",
+    "preprocessing_spec",
     "read_fashion_mnist",
     "resnet18",
     "restore_rng_state",
     "run_torchrun",
+    "running",
     "save_checkpoint",
     "seed_everything",
     "set_figsize",
@@ -119,6 +129,7 @@ __all__ = [
     "synchronize",
     "time_in_turn",
     "train",
+    "trained_lenet",
     "transition_block",
     "try_all_gpus",
     "try_gpu",

@@ -26,7 +26,8 @@ IDS = [str(p.relative_to(ROOT / "chapters")) for p in NOTEBOOKS]
 MACHINE_PATH = re.compile(r"(/root/|/work/|/tmp/|/home/[a-z]|/Users/[A-Za-z]|[A-Z]:\\\\Users)")
 DATA_UPDATE = re.compile(r"\.data\s*[-+*/]?=[^=]|\.data\.\w+_\(")
 MIN_ASSERT_CELLS = {
-    "part2_computation": 3, "part3_cnn": 3, "part4_modern_cnn": 3, "part5_performance": 3
+    "part2_computation": 3, "part3_cnn": 3, "part4_modern_cnn": 3, "part5_performance": 3,
+    "part6_deployment": 3,
 }
 MAX_LINE = 88  # characters of code or output visible without scrolling at 1280 px
 
