@@ -91,3 +91,11 @@ def test_readme_takes_the_url_from_the_config_and_has_no_placeholder():
         path = ROOT / name
         if path.suffix in {".md", ".py", ".ipynb", ".yml", ".txt"} and path.is_file():
             assert PLACEHOLDER not in path.read_text(encoding="utf-8"), name
+
+
+def test_readme_is_short_and_starts_with_the_two_commands():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.split()) < 600, "README.md: keep it under 600 words (move the rest)"
+    first_screen = "\n".join(readme.splitlines()[:30])
+    assert "make book" in first_screen and "make test" in first_screen
+    assert (ROOT / "LICENSE").is_file() and "LICENSE" in readme

@@ -91,9 +91,8 @@ def readme_clone_line(url: str | None = None) -> str:
     if url:
         return f"Clone the book's repository: `git clone {url}`."
     return (
-        "This copy of the book names no public address yet (`repository.url` in "
-        "`_config.yml` is empty until a release, see CONTRIBUTING.md): copy the "
-        "repository to the server as you received it."
+        "No public address is configured yet (`repository.url` in `_config.yml`, see "
+        "CONTRIBUTING.md): copy your clone of the repository to the server."
     )
 
 
