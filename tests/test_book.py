@@ -265,3 +265,62 @@ def test_exactly_the_notebooks_that_read_bench_are_marked_as_repository_pages():
         "_config.yml d2lmini_repository_pages must list the notebooks whose code reads "
         f"bench/ (no Colab button there): listed {sorted(marked)}, reading {sorted(reading)}"
     )
+
+
+BIB = ROOT / "book" / "references.bib"
+# The paper each Part IV chapter builds on (the comparison: the later networks it names).
+PART4_PAPERS = {
+    "01_alexnet": "krizhevsky2012imagenet", "02_vgg": "simonyan2015very",
+    "03_nin": "lin2014network", "04_googlenet": "szegedy2015going",
+    "05_batch_norm": "ioffe2015batch", "06_resnet": "he2016deep",
+    "07_densenet": "huang2017densely", "08_comparison": "radosavovic2020designing",
+}  # fmt: skip
+# The papers the book names (issue 20): AlexNet ... RegNet, one-cycle, label smoothing,
+# PyTorch's DDP and FSDP.
+REQUIRED_PAPERS = set(PART4_PAPERS.values()) | {
+    "xie2017aggregated", "smith2019super", "szegedy2016rethinking", "li2020pytorch",
+    "zhao2023pytorch",
+}  # fmt: skip
+CITE = re.compile(r"\{cite(?::[a-z]+)?\}`([^`]+)`")
+
+
+def bib_keys() -> set[str]:
+    return set(re.findall(r"^@\w+\{([^,\s]+),", BIB.read_text(encoding="utf-8"), re.M))
+
+
+def cited_keys(text: str) -> set[str]:
+    return {key.strip() for keys in CITE.findall(text) for key in keys.split(",")}
+
+
+def markdown_of(notebook: Path) -> str:
+    nb = nbformat.read(notebook, as_version=4)
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+
+
+def test_bibliography_holds_the_papers_and_every_citation_resolves():
+    keys = bib_keys()
+    assert REQUIRED_PAPERS <= keys, f"missing from references.bib: {REQUIRED_PAPERS - keys}"
+    sources = [*(ROOT / "chapters").rglob("*.ipynb"), *(ROOT / "book").glob("*.md")]
+    for source in sources:
+        text = markdown_of(source) if source.suffix == ".ipynb" else source.read_text("utf-8")
+        unknown = cited_keys(text) - keys
+        assert not unknown, f"{source.relative_to(ROOT)} cites unknown keys {unknown}"
+
+
+def test_each_part_iv_chapter_cites_its_paper():
+    for stem, key in PART4_PAPERS.items():
+        notebook = ROOT / "chapters" / "part4_modern_cnn" / f"{stem}.ipynb"
+        assert key in cited_keys(markdown_of(notebook)), f"{stem} does not cite {key}"
+
+
+def test_chapters_sections_and_figures_are_numbered(built_book):
+    page = (built_book.html / "chapters" / "part3_cnn" / "07_lenet.html").read_text("utf-8")
+    numbers = re.findall(r'<span class="section-number">([\d.]+) </span>', page)
+    assert numbers and re.fullmatch(r"\d+\.", numbers[0]), "chapters are not numbered"
+    assert any(re.fullmatch(r"\d+\.\d+\.", n) for n in numbers), "sections not numbered"
+    assert re.search(r'<span class="caption-number">Fig\. \d+\.\d+ </span>', page), (
+        "figures are not numbered"
+    )
+    bibliography = (built_book.html / "book" / "bibliography.html").read_text("utf-8")
+    shown = set(re.findall(r'<div class="citation" id="([^"]+)"', bibliography))
+    assert len(shown) == len(bib_keys()), "the bibliography page lists every entry"
