@@ -14,9 +14,12 @@ import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import urljoin, urlsplit
 
 import nbformat
+import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -201,3 +204,123 @@ def test_binder_requirements_install_this_checkout():
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Would install d2lmini" in result.stdout
+
+
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
+import bootstrap_cell  # noqa: E402
+import d2lmini_launch  # noqa: E402
+
+LAUNCH_MARKS = ("dropdown-launch-buttons", "colab.research.google.com", "mybinder.org",
+                "btn-source-repository-button")  # fmt: skip
+
+
+def test_no_page_shows_a_launch_button_without_a_repository_url(built_book):
+    if bootstrap_cell.repository_url():
+        pytest.skip("repository.url is set: the release build shows launch buttons")
+    pages = sorted(built_book.html.rglob("*.html"))
+    shown = {str(page.relative_to(built_book.html)): mark for page in pages
+             for mark in LAUNCH_MARKS if mark in page.read_text(encoding="utf-8")}  # fmt: skip
+    assert not shown, f"buttons that lead nowhere (repository.url is empty): {shown}"
+
+
+def fake_config(url: str) -> SimpleNamespace:
+    launch = {"colab_url": "https://colab.research.google.com", "binderhub_url": "b"}
+    return SimpleNamespace(html_theme_options={"repository_url": url, "launch_buttons": launch})
+
+
+def test_launch_buttons_follow_the_repository_url():
+    unpublished = fake_config("")
+    d2lmini_launch.configure_buttons(None, unpublished)
+    assert "launch_buttons" not in unpublished.html_theme_options
+    assert unpublished.html_theme_options["use_repository_button"] is False
+    published = fake_config("https://github.com/o/r")
+    d2lmini_launch.configure_buttons(None, published)
+    assert published.html_theme_options["launch_buttons"]["colab_url"]
+    assert published.html_theme_options["use_repository_button"] is True
+
+
+def test_pages_that_read_the_repository_get_no_colab_button():
+    app = SimpleNamespace(config=SimpleNamespace(d2lmini_repository_pages=["ch/needs_bench"]))
+    for page, expected in (("ch/needs_bench", ["Binder"]), ("ch/other", ["Binder", "Colab"])):
+        group = {"label": "launch-buttons",
+                 "buttons": [{"text": "Binder"}, {"text": "Colab"}]}  # fmt: skip
+        context = {"header_buttons": [group, {"label": "download-buttons", "buttons": []}]}
+        d2lmini_launch.drop_colab_where_files_are_missing(app, page, "page", context, None)
+        assert [b["text"] for b in context["header_buttons"][0]["buttons"]] == expected
+
+
+READS_REPOSITORY = re.compile(r"""["']bench["']|\bbench/""")  # code that opens bench/
+
+
+def test_exactly_the_notebooks_that_read_bench_are_marked_as_repository_pages():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    marked = set(config["sphinx"]["config"]["d2lmini_repository_pages"])
+    reading = set()
+    for notebook in sorted((ROOT / "chapters").rglob("*.ipynb")):
+        nb = nbformat.read(notebook, as_version=4)
+        if any(READS_REPOSITORY.search(c.source) for c in nb.cells if c.cell_type == "code"):
+            reading.add(str(notebook.relative_to(ROOT).with_suffix("")))
+    assert reading, "the comparison chapter reads bench/: the pattern no longer sees it"
+    assert marked == reading, (
+        "_config.yml d2lmini_repository_pages must list the notebooks whose code reads "
+        f"bench/ (no Colab button there): listed {sorted(marked)}, reading {sorted(reading)}"
+    )
+
+
+BIB = ROOT / "book" / "references.bib"
+# The paper each Part IV chapter builds on (the comparison: the later networks it names).
+PART4_PAPERS = {
+    "01_alexnet": "krizhevsky2012imagenet", "02_vgg": "simonyan2015very",
+    "03_nin": "lin2014network", "04_googlenet": "szegedy2015going",
+    "05_batch_norm": "ioffe2015batch", "06_resnet": "he2016deep",
+    "07_densenet": "huang2017densely", "08_comparison": "radosavovic2020designing",
+}  # fmt: skip
+# The papers the book names (issue 20): AlexNet ... RegNet, one-cycle, label smoothing,
+# PyTorch's DDP and FSDP.
+REQUIRED_PAPERS = set(PART4_PAPERS.values()) | {
+    "xie2017aggregated", "smith2019super", "szegedy2016rethinking", "li2020pytorch",
+    "zhao2023pytorch",
+}  # fmt: skip
+CITE = re.compile(r"\{cite(?::[a-z]+)?\}`([^`]+)`")
+
+
+def bib_keys() -> set[str]:
+    return set(re.findall(r"^@\w+\{([^,\s]+),", BIB.read_text(encoding="utf-8"), re.M))
+
+
+def cited_keys(text: str) -> set[str]:
+    return {key.strip() for keys in CITE.findall(text) for key in keys.split(",")}
+
+
+def markdown_of(notebook: Path) -> str:
+    nb = nbformat.read(notebook, as_version=4)
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+
+
+def test_bibliography_holds_the_papers_and_every_citation_resolves():
+    keys = bib_keys()
+    assert REQUIRED_PAPERS <= keys, f"missing from references.bib: {REQUIRED_PAPERS - keys}"
+    sources = [*(ROOT / "chapters").rglob("*.ipynb"), *(ROOT / "book").glob("*.md")]
+    for source in sources:
+        text = markdown_of(source) if source.suffix == ".ipynb" else source.read_text("utf-8")
+        unknown = cited_keys(text) - keys
+        assert not unknown, f"{source.relative_to(ROOT)} cites unknown keys {unknown}"
+
+
+def test_each_part_iv_chapter_cites_its_paper():
+    for stem, key in PART4_PAPERS.items():
+        notebook = ROOT / "chapters" / "part4_modern_cnn" / f"{stem}.ipynb"
+        assert key in cited_keys(markdown_of(notebook)), f"{stem} does not cite {key}"
+
+
+def test_chapters_sections_and_figures_are_numbered(built_book):
+    page = (built_book.html / "chapters" / "part3_cnn" / "07_lenet.html").read_text("utf-8")
+    numbers = re.findall(r'<span class="section-number">([\d.]+) </span>', page)
+    assert numbers and re.fullmatch(r"\d+\.", numbers[0]), "chapters are not numbered"
+    assert any(re.fullmatch(r"\d+\.\d+\.", n) for n in numbers), "sections not numbered"
+    assert re.search(r'<span class="caption-number">Fig\. \d+\.\d+ </span>', page), (
+        "figures are not numbered"
+    )
+    bibliography = (built_book.html / "book" / "bibliography.html").read_text("utf-8")
+    shown = set(re.findall(r'<div class="citation" id="([^"]+)"', bibliography))
+    assert len(shown) == len(bib_keys()), "the bibliography page lists every entry"

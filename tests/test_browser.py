@@ -3,7 +3,9 @@
 Every page of ``_toc.yml`` is served from 127.0.0.1 and must: render its math with
 MathJax (no raw TeX left), load every image, log no JavaScript error, load nothing from
 another host, keep exercise solutions collapsed until their summary is clicked, and be
-found by the book's search under its own title. One more test opens a page with math
+found by the book's search under its own title. With every solution open at 1280 px, no
+code block, table or the page itself may scroll sideways, the page shows one search
+field, and every image has alt text that says what it shows (not its file name). One more test opens a page with math
 from the disk with the browser's network switched off and checks what it draws.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them): without
@@ -149,6 +151,43 @@ return {
       .map((pre) => pre.innerText.split('\\n').reduce((a, b) => (b.length > a.length ? b : a))),
 };
 """
+# After every <details> (exercise solution) is opened: what scrolls sideways, how many
+# search fields show, and the alt text of every image.
+LAYOUT_FACTS = """
+document.querySelectorAll('article details').forEach((d) => { d.open = true; });
+const article = document.querySelector('article') || document.body;
+const longest = (e) => (e.innerText || '').split('\\n')
+    .reduce((a, b) => (b.length > a.length ? b : a), '').slice(0, 100);
+const visible = (e) => e.offsetParent !== null && getComputedStyle(e).visibility !== 'hidden';
+const column = document.querySelector('.bd-article-container') || article;
+return {
+  wide: [...article.querySelectorAll('pre, table, .table-wrapper, .pst-scrollable-table-container')]
+      .filter((e) => e.scrollWidth > e.clientWidth + 1)
+      .map((e) => `${e.tagName} ${e.scrollWidth} > ${e.clientWidth} px: ${longest(e)}`),
+  column: [column.scrollWidth, column.clientWidth],
+  window: [document.documentElement.scrollWidth, document.documentElement.clientWidth],
+  searches: [...document.querySelectorAll(
+      '.search-button-field, .search-button, input[type="search"]')].filter(visible).length,
+  images: [...document.images].map((i) => [i.getAttribute('src'), i.getAttribute('alt')]),
+};
+"""
+FILE_NAME = re.compile(r"(^|/)[\w.-]+\.(svg|png|jpe?g|gif|webp)$|^[0-9a-f]{32,}", re.I)
+
+
+def check_layout(browser: webdriver.Chrome) -> None:
+    """At 1280 px with all solutions open: nothing scrolls sideways, one search field,
+    and every image has alt text that is not a file name."""
+    facts = browser.execute_script(LAYOUT_FACTS)
+    assert not facts["wide"], "wider than the column at 1280 px: " + "; ".join(facts["wide"])
+    assert facts["column"][0] <= facts["column"][1] + 1, f"the main column scrolls: {facts}"
+    assert facts["window"][0] <= facts["window"][1] + 1, f"the page scrolls sideways: {facts}"
+    assert facts["searches"] == 1, f"{facts['searches']} search fields shown, want one"
+    for src, alt in facts["images"]:
+        assert alt and alt.strip() and not FILE_NAME.search(alt.strip()), (
+            f"image {src}: alt text {alt!r} does not say what it shows"
+        )
+
+
 RAW_TEX = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$\$|\\begin\{|\$\s*\\[A-Za-z]+")
 
 
@@ -180,6 +219,7 @@ def test_page_renders_offline_without_errors(page, browser, site, screenshots):
         assert not errors, "JavaScript console errors:\n" + "\n".join(errors)
         if page.startswith("chapters/"):
             check_solutions_open_on_click(browser)
+        check_layout(browser)
 
 
 def check_solutions_open_on_click(browser: webdriver.Chrome) -> None:

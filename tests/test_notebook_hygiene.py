@@ -260,3 +260,26 @@ def test_no_assertion_true_by_construction(nb):
                     assert name is None, (
                         f"{where}: asserts only {name!r}, which the line before just set"
                     )
+
+
+# Notebooks whose figures still lack captions and alt text (the lead's rework of Part V
+# adds them); the book falls back to the text in the SVG (book/_ext/d2lmini_figures.py).
+FIGURES_PENDING = {"part5_performance"}
+
+
+def test_every_figure_has_a_caption_a_name_and_alt_text(nb):
+    if nb.path.parent.name in FIGURES_PENDING:
+        pytest.skip("captions and alt text pending for this part")
+    for i, cell in enumerate(code_cells(nb)):
+        if not any(k.startswith("image/") for o in cell.outputs for k in o.get("data", {})):
+            continue
+        options = cell.metadata.get("mystnb", {})
+        figure, image = options.get("figure", {}), options.get("image", {})
+        where = f"code cell {i + 1} draws a figure"
+        assert figure.get("caption") and str(figure.get("name", "")).startswith("fig-"), (
+            f"{where}: give it metadata mystnb.figure.caption and .name (fig-...)"
+        )
+        alt = str(image.get("alt", ""))
+        assert len(alt.split()) >= 5 and not re.search(r"\.(svg|png)\b", alt), (
+            f"{where}: mystnb.image.alt must say what the figure shows"
+        )
