@@ -262,9 +262,9 @@ def test_no_assertion_true_by_construction(nb):
                     )
 
 
-# Notebooks whose figures still lack captions and alt text (the lead's rework of Part V
-# adds them); the book falls back to the text in the SVG (book/_ext/d2lmini_figures.py).
-FIGURES_PENDING = {"part5_performance"}
+# Parts whose figures may lack captions and alt text (none left); the book falls back to
+# the text in the SVG (book/_ext/d2lmini_figures.py).
+FIGURES_PENDING: set[str] = set()
 
 
 def test_every_figure_has_a_caption_a_name_and_alt_text(nb):
