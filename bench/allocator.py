@@ -89,8 +89,7 @@ def report(results: dict, steps: int, threads: int, repeats: int) -> str:
         f"torch {torch.__version__}, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs.",
         "",
-        "| network | setting | wall ms/step | user ms/step | sys ms/step | "
-        "minor faults/step |",
+        "| network | setting | wall ms/step | user ms/step | sys ms/step | minor faults/step |",
         "|---|---|---:|---:|---:|---:|",
     ]
     ratios = []
@@ -98,15 +97,22 @@ def report(results: dict, steps: int, threads: int, repeats: int) -> str:
         med = {}
         for mode in MODES:
             runs = results[model][mode]
-            med[mode] = {k: statistics.median(r[k] for r in runs) / steps
-                         for k in ("wall", "user", "sys", "faults")}
+            med[mode] = {
+                k: statistics.median(r[k] for r in runs) / steps
+                for k in ("wall", "user", "sys", "faults")
+            }
             m = med[mode]
             lines.append(
                 f"| {model} | {mode} | {1e3 * m['wall']:.1f} | {1e3 * m['user']:.1f} | "
                 f"{1e3 * m['sys']:.1f} | {m['faults']:.0f} |"
             )
-        ratios.append((model, med["default"]["wall"] / med["keep"]["wall"],
-                       (med["default"]["faults"] + 1) / (med["keep"]["faults"] + 1)))
+        ratios.append(
+            (
+                model,
+                med["default"]["wall"] / med["keep"]["wall"],
+                (med["default"]["faults"] + 1) / (med["keep"]["faults"] + 1),
+            )
+        )
     lines += [
         "",
         "Median ratios default / keep (above 1: `keep_freed_memory()` helps):",

@@ -59,8 +59,9 @@ def worker() -> None:
 
     def replica():
         torch.manual_seed(0)
-        model = nn.Sequential(nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
-                              nn.Linear(64, 10))
+        model = nn.Sequential(
+            nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)
+        )
         return model, torch.optim.SGD(model.parameters(), lr=0.1)
 
     from torch._dynamo.utils import counters
@@ -75,7 +76,7 @@ def worker() -> None:
 
     def step(net, opt, i):
         start = (i * world + rank) * BATCH
-        loss = F.cross_entropy(net(X[start:start + BATCH]), y[start:start + BATCH])
+        loss = F.cross_entropy(net(X[start : start + BATCH]), y[start : start + BATCH])
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -97,16 +98,26 @@ def worker() -> None:
             times["compiled"].append(t2 - t1)
         worst = max(worst, abs(a - b) / abs(a))
     if rank == 0:
+
         def quartiles(v):
             q = statistics.quantiles(v, n=4)
             return [1e3 * q[0], 1e3 * statistics.median(v), 1e3 * q[2]]
-        print("RESULT " + json.dumps({
-            "arrangement": os.environ["DDP_COMPILE"],
-            "graphs": counters["stats"].get("unique_graphs", 0),
-            "graph breaks": sorted({reason(r) for r in counters["graph_break"]}),
-            "load average": os.getloadavg()[0],
-            "first compiled step s": first, "eager ms": quartiles(times["eager"]),
-            "compiled ms": quartiles(times["compiled"]), "loss rel diff": worst}))
+
+        print(
+            "RESULT "
+            + json.dumps(
+                {
+                    "arrangement": os.environ["DDP_COMPILE"],
+                    "graphs": counters["stats"].get("unique_graphs", 0),
+                    "graph breaks": sorted({reason(r) for r in counters["graph_break"]}),
+                    "load average": os.getloadavg()[0],
+                    "first compiled step s": first,
+                    "eager ms": quartiles(times["eager"]),
+                    "compiled ms": quartiles(times["compiled"]),
+                    "loss rel diff": worst,
+                }
+            )
+        )
     dist.destroy_process_group()
 
 
@@ -116,9 +127,12 @@ def main() -> None:
     results = []
     for arrangement in ["outer"] + ["inner"] * RUNS:
         with tempfile.TemporaryDirectory() as cache:
-            out = run_torchrun(__file__, nproc_per_node=2, timeout=600,
-                               env={"TORCHINDUCTOR_CACHE_DIR": cache,
-                                    "DDP_COMPILE": arrangement})
+            out = run_torchrun(
+                __file__,
+                nproc_per_node=2,
+                timeout=600,
+                env={"TORCHINDUCTOR_CACHE_DIR": cache, "DDP_COMPILE": arrangement},
+            )
         line = next(x for x in out.splitlines() if "RESULT " in x)
         results.append(json.loads(line.split("RESULT ", 1)[1]))
         print(f"run {len(results)}: {results[-1]}", flush=True)
@@ -127,8 +141,12 @@ def main() -> None:
     eager = [r["eager ms"][1] for r in results]
     comp = [r["compiled ms"][1] for r in results]
     summary = {
-        "torch": torch.__version__, "python": sys.version.split()[0],
-        "cpus": os.cpu_count(), "runs": RUNS, "steps": STEPS, "batch per rank": BATCH,
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "runs": RUNS,
+        "steps": STEPS,
+        "batch per rank": BATCH,
         "torch.compile(DDP(model))": outer,
         "DDP(torch.compile(model)), per run": results,
         "first compiled step s (median)": statistics.median(first),
@@ -147,20 +165,26 @@ def report(summary: dict) -> None:
     breaks = "\n".join(f"- {why}" for why in outer["graph breaks"]) or "- none"
     rows = "\n".join(
         f"| {i + 1} | {r['load average']:.1f} | {r['first compiled step s']:.1f} | "
-        + " | ".join("{:.2f} ({:.2f}-{:.2f})".format(m, lo, hi) for lo, m, hi in
-                     [(r["eager ms"][0], r["eager ms"][1], r["eager ms"][2]),
-                      (r["compiled ms"][0], r["compiled ms"][1], r["compiled ms"][2])])
-        + f" | {r['loss rel diff']:.1e} |" for i, r in enumerate(results))
+        + " | ".join(
+            f"{m:.2f} ({lo:.2f}-{hi:.2f})"
+            for lo, m, hi in [
+                (r["eager ms"][0], r["eager ms"][1], r["eager ms"][2]),
+                (r["compiled ms"][0], r["compiled ms"][1], r["compiled ms"][2]),
+            ]
+        )
+        + f" | {r['loss rel diff']:.1e} |"
+        for i, r in enumerate(results)
+    )
     (HERE / "ddp_compile.md").write_text(f"""# `torch.compile` with DDP on CPU (gloo)
 
 Written by `bench/ddp_compile.py`; every number also in `bench/ddp_compile.json`.
-torch {summary['torch']}, Python {summary['python']}, {summary['cpus']} CPUs; 2 processes
+torch {summary["torch"]}, Python {summary["python"]}, {summary["cpus"]} CPUs; 2 processes
 × 1 thread, gloo; float32 MLP 784-64-64-10, batch {BATCH} per rank, {STEPS} SGD steps,
 eager and compiled steps alternating; a fresh Inductor cache for every run.
 
-`torch.compile(DDP(model))`: Dynamo compiled {outer['graphs']} graph(s) in {STEPS} steps;
-median step {outer['compiled ms'][1]:.2f} ms against {outer['eager ms'][1]:.2f} ms eager
-(load average {outer['load average']:.1f}). Its graph breaks:
+`torch.compile(DDP(model))`: Dynamo compiled {outer["graphs"]} graph(s) in {STEPS} steps;
+median step {outer["compiled ms"][1]:.2f} ms against {outer["eager ms"][1]:.2f} ms eager
+(load average {outer["load average"]:.1f}). Its graph breaks:
 
 {breaks}
 
@@ -170,9 +194,9 @@ median step {outer['compiled ms'][1]:.2f} ms against {outer['eager ms'][1]:.2f} 
 |---:|---:|---:|---:|---:|---:|
 {rows}
 
-Median over runs: first compiled step {summary['first compiled step s (median)']:.1f} s;
-eager {summary['eager ms (median of runs)']:.2f} ms, compiled
-{summary['compiled ms (median of runs)']:.2f} ms per step. The load average is the
+Median over runs: first compiled step {summary["first compiled step s (median)"]:.1f} s;
+eager {summary["eager ms (median of runs)"]:.2f} ms, compiled
+{summary["compiled ms (median of runs)"]:.2f} ms per step. The load average is the
 machine's (1 minute) when the run ended; other work on it slows both kinds of step.
 """)
 

@@ -157,8 +157,10 @@ def tune(model: str, splits, epochs: int) -> list[dict[str, Any]]:
     """Validation accuracy per epoch for every grid point (seed 0)."""
     runs = []
     for lr in GRIDS[model]:
-        new = cached(f"tune-{model}-lr{lr}-e{epochs}-drop{DROP_EPOCHS}",
-                     lambda: tune_one(model, lr, splits, epochs))  # fmt: skip
+        new = cached(
+            f"tune-{model}-lr{lr}-e{epochs}-drop{DROP_EPOCHS}",
+            lambda lr=lr: tune_one(model, lr, splits, epochs),
+        )
         runs += new
         print(f"  {model} lr {lr}: " + ", ".join(
             f"{'drop' if r['drop'] else 'const'} {describe(r)}" for r in new
@@ -180,7 +182,7 @@ def test(model: str, lr: float, drop: bool, epochs: int) -> list[dict[str, Any]]
     results = []
     for seed in SEEDS:
         key = f"test-{model}-lr{lr}-drop{int(drop)}-e{epochs}-seed{seed}"
-        r = cached(key, lambda: test_one(model, lr, drop, epochs, seed))
+        r = cached(key, lambda seed=seed: test_one(model, lr, drop, epochs, seed))
         results.append(r)
         print(f"  {model} seed {seed}: test acc {r['test_acc'][-1]:.4f}, "
               f"{r['train_seconds']:.0f} s", flush=True)  # fmt: skip

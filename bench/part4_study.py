@@ -33,10 +33,11 @@ import multiprocessing
 import platform
 import re
 import statistics
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -69,17 +70,35 @@ RECIPES = {
     r.name: r
     for r in [
         Recipe("AlexNet (28×28 design)", cnn.alexnet_28, None, 128, 8, (0.02, 0.05)),
-        Recipe("VGG-11, width 1/8", lambda: cnn.vgg(image_size=32, num_hiddens=256,
-                                                    width=1 / 8), 32, 128, 10, (0.02, 0.05)),
-        Recipe("NiN, width 1/6", lambda: cnn.nin((3, 1, 1), width=1 / 6, final_relu=False),
-               None, 128, 5, (0.02, 0.05, 0.1)),
-        Recipe("GoogLeNet, width 1/4", lambda: cnn.googlenet(1 / 4), None, 128, 6,
-               (0.01, 0.02, 0.05, 0.1)),
+        Recipe(
+            "VGG-11, width 1/8",
+            lambda: cnn.vgg(image_size=32, num_hiddens=256, width=1 / 8),
+            32,
+            128,
+            10,
+            (0.02, 0.05),
+        ),
+        Recipe(
+            "NiN, width 1/6",
+            lambda: cnn.nin((3, 1, 1), width=1 / 6, final_relu=False),
+            None,
+            128,
+            5,
+            (0.02, 0.05, 0.1),
+        ),
+        Recipe(
+            "GoogLeNet, width 1/4",
+            lambda: cnn.googlenet(1 / 4),
+            None,
+            128,
+            6,
+            (0.01, 0.02, 0.05, 0.1),
+        ),
         Recipe("BN-LeNet (nn.BatchNorm)", cnn.bn_lenet, None, 256, 10, (0.1, 0.3)),
-        Recipe("ResNet-18, width 1/4", lambda: cnn.resnet18(1 / 4), None, 128, 8,
-               (0.1, 0.2)),
-        Recipe("DenseNet, growth 16", lambda: cnn.densenet(16, 32, (4, 4, 4)), None, 128, 6,
-               (0.1, 0.2)),
+        Recipe("ResNet-18, width 1/4", lambda: cnn.resnet18(1 / 4), None, 128, 8, (0.1, 0.2)),
+        Recipe(
+            "DenseNet, growth 16", lambda: cnn.densenet(16, 32, (4, 4, 4)), None, 128, 6, (0.1, 0.2)
+        ),
     ]
 }
 KEYS = dict(zip(TARGETS, RECIPES))  # short key -> recipe name
@@ -124,8 +143,15 @@ def run(job: tuple[str, str, float, int]) -> dict[str, Any]:
         )
     try:
         hist = fit(key, lr, seed, train_iter, eval_iter)
-        result = dict(kind=kind, model=key, lr=lr, seed=seed, acc=hist.test_acc,
-                      train_acc=hist.train_acc, train_seconds=hist.train_seconds)
+        result = dict(
+            kind=kind,
+            model=key,
+            lr=lr,
+            seed=seed,
+            acc=hist.test_acc,
+            train_acc=hist.train_acc,
+            train_seconds=hist.train_seconds,
+        )
     except FloatingPointError as err:
         result = dict(kind=kind, model=key, lr=lr, seed=seed, acc=None,
                       diverged=str(err).split(":")[0])  # fmt: skip
@@ -156,7 +182,7 @@ def markdown(report: dict[str, Any]) -> str:
         "| model | parameters | image | batch | epochs | schedule | lr grid |",
         "|---|---|---|---|---|---|---|",
     ]
-    for key, r in report["recipes"].items():
+    for r in report["recipes"].values():
         lines.append(
             f"| {r['name']} | {r['parameters']:,} | {r['resize'] or 28} | {r['batch_size']} "
             f"| {r['num_epochs']} | {'one-cycle SGD' if r['one_cycle'] else 'constant'}"
@@ -179,20 +205,34 @@ def markdown(report: dict[str, Any]) -> str:
                 f"| {r.get('train_seconds', 0):.0f} | {TARGETS[key]} "
                 f"| {'yes' if last(r) >= TARGETS[key] else 'no'} |"
             )
-    lines += ["", "## Summary (test accuracy after the last epoch, 3 seeds)", "",
-              "| model | mean | min | max | d2l median |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Summary (test accuracy after the last epoch, 3 seeds)",
+        "",
+        "| model | mean | min | max | d2l median |",
+        "|---|---|---|---|---|",
+    ]
     for key, runs in report["test"].items():
         accs = [last(r) for r in runs]
-        lines.append(f"| {report['recipes'][key]['name']} | {statistics.mean(accs):.4f} "
-                     f"| {min(accs):.4f} | {max(accs):.4f} | {TARGETS[key]} |")
-    edges = [report["recipes"][k]["name"] for k, lr in report["chosen"].items()
-             if lr in (min(report["recipes"][k]["grid"]), max(report["recipes"][k]["grid"]))]
+        lines.append(
+            f"| {report['recipes'][key]['name']} | {statistics.mean(accs):.4f} "
+            f"| {min(accs):.4f} | {max(accs):.4f} | {TARGETS[key]} |"
+        )
+    edges = [
+        report["recipes"][k]["name"]
+        for k, lr in report["chosen"].items()
+        if lr in (min(report["recipes"][k]["grid"]), max(report["recipes"][k]["grid"]))
+    ]
     if edges:
         lines += ["", f"The chosen rate is at an edge of its grid for: {', '.join(edges)}."]
-    lines += ["", "Training seconds count all epochs with one thread per process, on a "
-              "machine shared with other work (data included, evaluation excluded): rough "
-              "ratios between models, not the chapters' timings (those are printed in "
-              "each chapter).", ""]
+    lines += [
+        "",
+        "Training seconds count all epochs with one thread per process, on a "
+        "machine shared with other work (data included, evaluation excluded): rough "
+        "ratios between models, not the chapters' timings (those are printed in "
+        "each chapter).",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -15,7 +15,6 @@ layer would shrink a 28×28 image to 5×5.
 from __future__ import annotations
 
 import numbers
-
 from collections.abc import Sequence
 
 import torch

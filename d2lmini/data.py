@@ -119,14 +119,12 @@ def _writable_raw_dir(root: Path) -> Path:
             Path(exc.filename or raw),
         )
         raise NotADirectoryError(
-            f"cannot use {root} as the data root: {blocking} is a file, not a folder; "
-            f"{_root_fix()}"
+            f"cannot use {root} as the data root: {blocking} is a file, not a folder; {_root_fix()}"
         ) from exc
     except OSError as exc:
         if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EROFS):
             raise PermissionError(
-                f"cannot write the Fashion-MNIST files into {raw} ({exc.strerror}); "
-                f"{_root_fix()}"
+                f"cannot write the Fashion-MNIST files into {raw} ({exc.strerror}); {_root_fix()}"
             ) from exc
         raise
     return raw
@@ -448,9 +446,7 @@ def load_fashion_mnist_splits(
     generator = _check_generator(generator)
     images, labels = read_fashion_mnist("train", root)
     if not 0 < val_size < images.shape[0]:
-        raise ValueError(
-            f"val_size must be between 1 and {images.shape[0] - 1}, got {val_size}"
-        )
+        raise ValueError(f"val_size must be between 1 and {images.shape[0] - 1}, got {val_size}")
     order = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(seed))
     val_idx, train_idx = order[:val_size], order[val_size:]
     test_images, test_labels = read_fashion_mnist("test", root)

@@ -75,9 +75,7 @@ def _new_lenet() -> nn.Sequential:
     return lenet(nn.ReLU, nn.MaxPool2d)
 
 
-def _train(
-    recipe: dict[str, Any], root: str | Path | None
-) -> tuple[nn.Sequential, float, str]:
+def _train(recipe: dict[str, Any], root: str | Path | None) -> tuple[nn.Sequential, float, str]:
     """Train LeNet with ``recipe``: the network (CPU, eval mode), seconds and device."""
     from .data import load_data_fashion_mnist
     from .devices import try_gpu

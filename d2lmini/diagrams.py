@@ -98,15 +98,11 @@ def draw_grid(
     n_rows, n_cols = len(rows), len(rows[0])
     mask = _as_rows(muted) if muted is not None else [[False] * n_cols] * n_rows
     if (len(mask), len(mask[0])) != (n_rows, n_cols):
-        raise ValueError(
-            f"muted has shape {(len(mask), len(mask[0]))}, values {(n_rows, n_cols)}"
-        )
+        raise ValueError(f"muted has shape {(len(mask), len(mask[0]))}, values {(n_rows, n_cols)}")
     windows = _windows(highlight)
     for r, c, h, w in windows:
         if h < 1 or w < 1 or r < 0 or c < 0 or r + h > n_rows or c + w > n_cols:
-            raise ValueError(
-                f"window {(r, c, h, w)} does not fit a {n_rows}x{n_cols} grid"
-            )
+            raise ValueError(f"window {(r, c, h, w)} does not fit a {n_rows}x{n_cols} grid")
     lit = {(i, j) for r, c, h, w in windows for i in range(r, r + h) for j in range(c, c + w)}
     ox, oy = origin
     cells = []
@@ -208,8 +204,11 @@ def data_parallel_step() -> Figure:
     fig, ax = plt.subplots(figsize=(7, 3.2))
 
     def box(x: float, y: float, w: float, text: str, color: str) -> None:
-        ax.add_patch(FancyBboxPatch((x, y), w, 0.8, boxstyle="round,pad=0.02",
-                                    facecolor=color, edgecolor="black"))
+        ax.add_patch(
+            FancyBboxPatch(
+                (x, y), w, 0.8, boxstyle="round,pad=0.02", facecolor=color, edgecolor="black"
+            )
+        )
         ax.text(x + w / 2, y + 0.4, text, ha="center", va="center", fontsize=8)
 
     def arrow(start: tuple[float, float], end: tuple[float, float]) -> None:
@@ -221,9 +220,13 @@ def data_parallel_step() -> Figure:
         box(3.7, y, 1.5, f"worker {row}\nmodel copy\nforward+backward", "#d9ead3")
         box(5.7, y, 1.0, f"grad $g_{row}$", "#fff2cc")
         box(8.6, y, 1.4, "same SGD step\n" + r"$w \leftarrow w-\eta\bar g$", "#d9ead3")
-        for start, end in [((1.3, 2.0), (1.9, y + 0.4)), ((3.2, y + 0.4), (3.7, y + 0.4)),
-                           ((5.2, y + 0.4), (5.7, y + 0.4)), ((6.7, y + 0.4), (7.2, 2.0)),
-                           ((8.3, 2.0), (8.6, y + 0.4))]:
+        for start, end in [
+            ((1.3, 2.0), (1.9, y + 0.4)),
+            ((3.2, y + 0.4), (3.7, y + 0.4)),
+            ((5.2, y + 0.4), (5.7, y + 0.4)),
+            ((6.7, y + 0.4), (7.2, 2.0)),
+            ((8.3, 2.0), (8.6, y + 0.4)),
+        ]:
             arrow(start, end)
     box(7.2, 1.6, 1.1, "all-reduce\n" + r"$\bar g=\frac{g_0+g_1}{2}$", "#f4cccc")
     ax.set_xlim(-0.1, 10.1)

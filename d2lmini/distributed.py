@@ -39,8 +39,10 @@ class Placement(NamedTuple):
 
 def _env_int(env: Mapping[str, str], name: str) -> int:
     if name not in env:
-        raise RuntimeError(f"{name} is not set: start this script with torchrun, which sets "
-                           "RANK, LOCAL_RANK, WORLD_SIZE and LOCAL_WORLD_SIZE")
+        raise RuntimeError(
+            f"{name} is not set: start this script with torchrun, which sets "
+            "RANK, LOCAL_RANK, WORLD_SIZE and LOCAL_WORLD_SIZE"
+        )
     try:
         return int(env[name])
     except ValueError:
@@ -80,8 +82,10 @@ def backend_and_device(
     if device_type == "cpu" or (device_type == "auto" and cuda_devices == 0):
         return Placement("gloo", torch.device("cpu"))
     if cuda_devices == 0:
-        raise RuntimeError(f"LOCAL_RANK {local_rank}: device_type='cuda' but this node has "
-                           "no CUDA device (choose 'cpu' or 'auto' to use gloo on the CPU)")
+        raise RuntimeError(
+            f"LOCAL_RANK {local_rank}: device_type='cuda' but this node has "
+            "no CUDA device (choose 'cpu' or 'auto' to use gloo on the CPU)"
+        )
     if device_type == "cuda" and cuda_devices == 1 and local_world > 1:
         return Placement("nccl", torch.device("cuda", 0))  # one GPU bound to each process
     if local_world > cuda_devices:

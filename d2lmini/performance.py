@@ -37,8 +37,9 @@ def keep_freed_memory() -> FreedMemory:
     The mmap threshold is set first, to 1 GiB or, where glibc refuses that (mallopt(3)
     documents 32 MiB as the limit), the largest power of two it accepts; only then the
     trim threshold, to the same value: a trim threshold alone would freeze glibc's
-    dynamic threshold at 128 KiB. Results are unchanged. Returns what was set: all zeros (false) where
-    glibc is not the allocator (macOS, Windows, musl) or refused the mmap threshold.
+    dynamic threshold at 128 KiB. Results are unchanged. Returns what was set: all
+    zeros (false) where glibc is not the allocator (macOS, Windows, musl) or refused
+    the mmap threshold.
     """
     nothing = FreedMemory(0, 0)
     if not sys.platform.startswith("linux"):

@@ -111,8 +111,10 @@ def plot(
 
     def has_one_axis(v: Any) -> bool:
         v = to_list(v)
-        return hasattr(v, "ndim") and v.ndim == 1 or (
-            isinstance(v, list) and not hasattr(v[0], "__len__")
+        return (
+            hasattr(v, "ndim")
+            and v.ndim == 1
+            or (isinstance(v, list) and not hasattr(v[0], "__len__"))
         )
 
     if Y is None:

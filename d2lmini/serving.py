@@ -218,8 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     server = make_server(args.model, args.host, args.port, log=True)
     server.daemon_threads = False  # server_close() waits for answers still being sent
-    print(f"serving {args.model} on http://{args.host}:{server.server_address[1]}",
-          flush=True)
+    print(f"serving {args.model} on http://{args.host}:{server.server_address[1]}", flush=True)
     with server:
         if args.max_requests is None:
             server.serve_forever()

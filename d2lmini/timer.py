@@ -110,7 +110,10 @@ def time_in_turn(
     samples: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            timer = benchmark.Timer(stmt="fn(); sync()", globals=dict(fn=fn, sync=sync),
-                                    num_threads=torch.get_num_threads())
+            timer = benchmark.Timer(
+                stmt="fn(); sync()",
+                globals=dict(fn=fn, sync=sync),
+                num_threads=torch.get_num_threads(),
+            )
             samples[name].append(timer.blocked_autorange(min_run_time=seconds / rounds).median)
     return samples

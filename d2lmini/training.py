@@ -192,8 +192,9 @@ def sgd_recipe(
     schedule that warms the rate up from ``lr / 25`` to ``lr`` over the first 30 % of
     ``total_steps`` and anneals it to almost zero; pass the scheduler to :func:`train`
     with ``step_scheduler="batch"``. ``OneCycleLR`` also cycles the momentum against the
-    rate, from 0.95 down to 0.85 at the peak and back, replacing ``momentum``. With ``one_cycle=False``: d2l's recipe, plain SGD with
-    the constant rate ``lr`` and no scheduler (``momentum`` and ``weight_decay`` unused).
+    rate, from 0.95 down to 0.85 at the peak and back, replacing ``momentum``. With
+    ``one_cycle=False``: d2l's recipe, plain SGD with the constant rate ``lr`` and no
+    scheduler (``momentum`` and ``weight_decay`` unused).
 
     :param params: the parameters to optimise, e.g. ``net.parameters()``.
     :param lr: the peak (one-cycle) or constant learning rate, > 0.
@@ -208,9 +209,7 @@ def sgd_recipe(
     if not one_cycle:
         return torch.optim.SGD(params, lr=lr), None
     optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=lr, total_steps=total_steps
-    )
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps)
     return optimizer, scheduler
 
 

@@ -134,9 +134,7 @@ def test_remote_load_scan_catches_cdn_scripts_styles_and_fonts(tmp_path):
         '<img src="//example.org/i.png"><img src="_images/ok.png"></body></html>'
     )
     (tmp_path / "local.css").write_text('@import "more.css"; .a { color: red }')
-    (tmp_path / "more.css").write_text(
-        "@font-face { src: url(https://fonts.gstatic.com/f.woff2) }"
-    )
+    (tmp_path / "more.css").write_text("@font-face { src: url(https://fonts.gstatic.com/f.woff2) }")
     assert remote_loads(tmp_path) == {
         "a.html": ["https://cdn.jsdelivr.net/npm/mathjax@3/x.js", "//example.org/i.png"],
         "more.css": ["https://fonts.gstatic.com/f.woff2"],
@@ -185,7 +183,10 @@ def test_run_times_table_shows_stored_runs_and_dashes(tmp_path):
     (tmp_path / "ch" / "page.md").write_text("# A Markdown page: not a notebook\n")
     timed = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("word " * 1001)])
     timed.metadata["d2lmini"] = {
-        "profile": "laptop", "run_seconds": 75.4, "device": "cpu", "peak_memory_mib": 1536
+        "profile": "laptop",
+        "run_seconds": 75.4,
+        "device": "cpu",
+        "peak_memory_mib": 1536,
     }
     nbformat.write(timed, tmp_path / "ch" / "a.ipynb")
     nbformat.write(nbformat.v4.new_notebook(), tmp_path / "ch" / "b.ipynb")

@@ -5,8 +5,9 @@ MathJax (no raw TeX left), load every image, log no JavaScript error, load nothi
 another host, keep exercise solutions collapsed until their summary is clicked, and be
 found by the book's search under its own title. With every solution open at 1280 px, no
 code block, table or the page itself may scroll sideways, the page shows one search
-field, and every image has alt text that says what it shows (not its file name). One more test opens a page with math
-from the disk with the browser's network switched off and checks what it draws.
+field, and every image has alt text that says what it shows (not its file name). One
+more test opens a page with math from the disk with the browser's network switched off
+and checks what it draws.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them): without
 them the tests are skipped, except under CI (``CI`` set), where they fail. On a failure

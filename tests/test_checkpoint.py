@@ -74,8 +74,13 @@ def test_every_flipped_byte_is_detected(tmp_path, where):
     path = d2lmini.save_checkpoint(tmp_path / "ckpt.pt", {"w": torch.randn(50, 50)})
     data = bytearray(path.read_bytes())
     header = len(ckpt_module.MAGIC) + len("sha256 ") + 64 + 1
-    offset = {"header": 3, "digest": len(ckpt_module.MAGIC) + 10, "payload start": header,
-              "middle": len(data) // 2, "last": len(data) - 1}[where]
+    offset = {
+        "header": 3,
+        "digest": len(ckpt_module.MAGIC) + 10,
+        "payload start": header,
+        "middle": len(data) // 2,
+        "last": len(data) - 1,
+    }[where]
     data[offset] ^= 0x01
     path.write_bytes(bytes(data))
     with pytest.raises(d2lmini.CheckpointError, match="corrupt"):

@@ -40,8 +40,14 @@ READERS_PAGE = ROOT / "book" / "d2l_readers.md"
 D2L_VERSION = "1.0.3"
 RENAMED = {"train": "train_ch6", "evaluate_accuracy": "evaluate_accuracy_gpu"}
 # what `from d2l import torch` imports beyond torch, torchvision, numpy and matplotlib
-D2L_IMPORTS = {"pandas": "pandas", "scipy": "scipy", "requests": "requests",
-               "IPython": "ipython", "matplotlib_inline": "matplotlib-inline", "PIL": "pillow"}
+D2L_IMPORTS = {
+    "pandas": "pandas",
+    "scipy": "scipy",
+    "requests": "requests",
+    "IPython": "ipython",
+    "matplotlib_inline": "matplotlib-inline",
+    "PIL": "pillow",
+}
 CHECKED: set[str] = set()  # d2lmini names with a parity test below
 
 
@@ -68,12 +74,25 @@ def installed_d2l_version() -> str | None:
 
 
 def pip_install(target: Path, args: list[str]) -> None:
-    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-input",
-               "--disable-pip-version-check", "--target", str(target), *args]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-input",
+        "--disable-pip-version-check",
+        "--target",
+        str(target),
+        *args,
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
-        pytest.fail(f"installing d2l for the parity tests failed:\n$ {' '.join(command)}\n"
-                    f"{result.stdout}{result.stderr}", pytrace=False)
+        pytest.fail(
+            f"installing d2l for the parity tests failed:\n$ {' '.join(command)}\n"
+            f"{result.stdout}{result.stderr}",
+            pytrace=False,
+        )
 
 
 def install(folder: Path) -> None:
@@ -81,14 +100,19 @@ def install(folder: Path) -> None:
     tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     pip_install(tmp / "d2l", ["--no-deps", f"d2l=={D2L_VERSION}"])
-    missing = [dist for module, dist in D2L_IMPORTS.items()
-               if importlib.util.find_spec(module) is None]
+    missing = [
+        dist for module, dist in D2L_IMPORTS.items() if importlib.util.find_spec(module) is None
+    ]
     if missing:
         # pin what is already installed so that compiled wheels match it
         pins = tmp / "constraints.txt"
-        pins.write_text("".join(f"{dist}=={importlib.metadata.version(dist)}\n"
-                                for dist in ("numpy", "torch", "pillow", "matplotlib")
-                                if importlib.util.find_spec(dist if dist != "pillow" else "PIL")))
+        pins.write_text(
+            "".join(
+                f"{dist}=={importlib.metadata.version(dist)}\n"
+                for dist in ("numpy", "torch", "pillow", "matplotlib")
+                if importlib.util.find_spec(dist if dist != "pillow" else "PIL")
+            )
+        )
         pip_install(tmp / "deps", ["-c", str(pins), *missing])
     (tmp / "complete").write_text(" ".join(missing))
     try:
@@ -98,8 +122,9 @@ def install(folder: Path) -> None:
 
 
 def test_a_failed_install_fails_loudly_with_pips_error(tmp_path):
-    with pytest.raises(pytest.fail.Exception, match="(?s)installing d2l.*--no-index.*"
-                                                    "No matching distribution"):
+    with pytest.raises(
+        pytest.fail.Exception, match="(?s)installing d2l.*--no-index.*No matching distribution"
+    ):
         pip_install(tmp_path, ["--no-index", "d2l-no-such-package==0"])
 
 
@@ -172,8 +197,7 @@ def data_root(tmp_path_factory) -> Path:
 def d2l_loader(d2l, data_root, tmp_path, monkeypatch):
     """d2l's loader, offline: it reads ../data, which holds our files; no worker processes."""
     (tmp_path / "data" / "FashionMNIST").mkdir(parents=True)
-    (tmp_path / "data" / "FashionMNIST" / "raw").symlink_to(
-        data_root / "FashionMNIST" / "raw")
+    (tmp_path / "data" / "FashionMNIST" / "raw").symlink_to(data_root / "FashionMNIST" / "raw")
     (tmp_path / "work").mkdir()
     monkeypatch.chdir(tmp_path / "work")
     monkeypatch.setattr(d2l, "get_dataloader_workers", lambda: 0)
@@ -261,13 +285,17 @@ def test_timer(d2l):
     ours, theirs = d2lmini.Timer(), d2l.Timer()  # both start when created
     assert ours.stop() >= 0 and theirs.stop() >= 0
     ours.times, theirs.times = [1.0, 2.0, 4.5], [1.0, 2.0, 4.5]
-    assert (ours.sum(), ours.avg(), ours.cumsum()) == (
-        theirs.sum(), theirs.avg(), theirs.cumsum())
+    assert (ours.sum(), ours.avg(), ours.cumsum()) == (theirs.sum(), theirs.avg(), theirs.cumsum())
 
 
 def small_cnn() -> nn.Module:
-    return nn.Sequential(nn.Conv2d(1, 4, kernel_size=5, padding=2), nn.Sigmoid(),
-                         nn.AvgPool2d(2), nn.Flatten(), nn.Linear(4 * 14 * 14, 10))
+    return nn.Sequential(
+        nn.Conv2d(1, 4, kernel_size=5, padding=2),
+        nn.Sigmoid(),
+        nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(4 * 14 * 14, 10),
+    )
 
 
 @parity("init_cnn")
@@ -289,8 +317,9 @@ def test_train_matches_train_ch6(d2l, data_root, capsys):
     torch.manual_seed(0)
     theirs = small_cnn()
     d2l.train_ch6(theirs, batches, batches, 2, 0.9, cpu)  # it applies xavier init itself
-    their_line = next(line for line in capsys.readouterr().out.splitlines()
-                      if line.startswith("loss "))
+    their_line = next(
+        line for line in capsys.readouterr().out.splitlines() if line.startswith("loss ")
+    )
     torch.manual_seed(0)
     ours = small_cnn().apply(d2lmini.init_cnn)  # d2lmini.train never re-initialises
     history = d2lmini.train(ours, batches, batches, 2, 0.9, cpu, plot=False, progress=False)
@@ -319,21 +348,35 @@ def test_corr2d(d2l):
 
 
 def drawn(axes) -> list:
-    lines = [(list(line.get_xdata()), list(line.get_ydata()), line.get_linestyle(),
-              line.get_color()) for line in axes.get_lines()]
+    lines = [
+        (list(line.get_xdata()), list(line.get_ydata()), line.get_linestyle(), line.get_color())
+        for line in axes.get_lines()
+    ]
     legend = axes.get_legend()
-    return [lines, axes.get_xlabel(), axes.get_ylabel(), axes.get_xscale(),
-            axes.get_yscale(), axes.get_xlim(), axes.get_ylim(),
-            [t.get_text() for t in legend.get_texts()] if legend else None]
+    return [
+        lines,
+        axes.get_xlabel(),
+        axes.get_ylabel(),
+        axes.get_xscale(),
+        axes.get_yscale(),
+        axes.get_xlim(),
+        axes.get_ylim(),
+        [t.get_text() for t in legend.get_texts()] if legend else None,
+    ]
 
 
 @parity("plot", "set_figsize")
-@pytest.mark.parametrize("args, kwargs", [
-    (([3.0, 1.0, 2.0],), {}),
-    ((torch.arange(4.0), [torch.arange(4.0), torch.arange(4.0) ** 2]),
-     dict(xlabel="x", ylabel="f(x)", legend=["x", "x^2"], xlim=(0, 3))),
-    (([1.0, 10.0, 100.0], [[1.0, 2.0, 3.0]]), dict(xscale="log", figsize=(5, 2))),
-])
+@pytest.mark.parametrize(
+    "args, kwargs",
+    [
+        (([3.0, 1.0, 2.0],), {}),
+        (
+            (torch.arange(4.0), [torch.arange(4.0), torch.arange(4.0) ** 2]),
+            dict(xlabel="x", ylabel="f(x)", legend=["x", "x^2"], xlim=(0, 3)),
+        ),
+        (([1.0, 10.0, 100.0], [[1.0, 2.0, 3.0]]), dict(xscale="log", figsize=(5, 2))),
+    ],
+)
 def test_plot_draws_the_same_figure(d2l, args, kwargs):
     import matplotlib.pyplot as plt
 

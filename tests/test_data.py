@@ -152,9 +152,10 @@ def test_validation_split_is_disjoint_from_training_and_fixed_by_seed():
 # --- arguments are checked when the loader is called, before any file is read -------
 
 
-@pytest.mark.parametrize("batch_size, error", [("32", TypeError), (32.0, TypeError),
-                                               (True, TypeError), (0, ValueError),
-                                               (-4, ValueError)])
+@pytest.mark.parametrize(
+    "batch_size, error",
+    [("32", TypeError), (32.0, TypeError), (True, TypeError), (0, ValueError), (-4, ValueError)],
+)
 def test_batch_size_is_checked_at_call_time(tmp_path, batch_size, error):
     nowhere = tmp_path / "no-data"  # a data root that loading would fill
     for load in (d2lmini.load_data_fashion_mnist, d2lmini.load_fashion_mnist_splits):
@@ -165,8 +166,9 @@ def test_batch_size_is_checked_at_call_time(tmp_path, batch_size, error):
         d2lmini.FashionMNISTBatches(torch.zeros(4, 28, 28), torch.zeros(4), batch_size)
 
 
-@pytest.mark.parametrize("resize", ["32", 0, -1, 2.5, True, (32,), (32, 0), ("3", "2"),
-                                    (32, 32, 32)])
+@pytest.mark.parametrize(
+    "resize", ["32", 0, -1, 2.5, True, (32,), (32, 0), ("3", "2"), (32, 32, 32)]
+)
 def test_resize_is_checked_at_call_time(tmp_path, resize):
     nowhere = tmp_path / "no-data"
     for load in (d2lmini.load_data_fashion_mnist, d2lmini.load_fashion_mnist_splits):
@@ -190,7 +192,8 @@ def test_generator_makes_the_training_order_reproducible(root):
         train_iter, _ = d2lmini.load_data_fashion_mnist(500, root=root, generator=generator)
         orders.append(next(iter(train_iter))[1])
         train, _, _ = d2lmini.load_fashion_mnist_splits(
-            500, root=root, generator=torch.Generator().manual_seed(0))
+            500, root=root, generator=torch.Generator().manual_seed(0)
+        )
         orders.append(next(iter(train))[1])
     assert torch.equal(orders[0], orders[2]) and torch.equal(orders[1], orders[3])
     assert not torch.equal(orders[0], orders[1])  # different data, different batches
@@ -224,11 +227,14 @@ def test_fake_root_is_readable(fake_root):
     assert images.shape == (5, 28, 28) and labels.tolist() == [0, 1, 2, 3, 4]
 
 
-@pytest.mark.parametrize("labels, message", [
-    (torch.zeros(5, 28, 28), r"one label per image .* shape \(5, 28, 28\)"),
-    (torch.tensor([0, 1, 2, 3, 12]), "holds the label 12, but Fashion-MNIST labels are 0 to 9"),
-    (torch.arange(4), "5 images .* but 4 labels"),
-])
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        (torch.zeros(5, 28, 28), r"one label per image .* shape \(5, 28, 28\)"),
+        (torch.tensor([0, 1, 2, 3, 12]), "holds the label 12, but Fashion-MNIST labels are 0 to 9"),
+        (torch.arange(4), "5 images .* but 4 labels"),
+    ],
+)
 def test_label_files_that_are_not_labels_are_named(fake_root, labels, message):
     path = fake_root / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte"
     write_idx(path, labels)
@@ -273,8 +279,9 @@ def test_an_unwritable_root_is_named_with_the_fix(tmp_path, monkeypatch):
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(data.tempfile, "mkstemp", denied)  # root ignores chmod; simulate
-    with pytest.raises(PermissionError, match="cannot write the Fashion-MNIST files into "
-                                              ".*raw .*D2LMINI_DATA"):
+    with pytest.raises(
+        PermissionError, match="cannot write the Fashion-MNIST files into .*raw .*D2LMINI_DATA"
+    ):
         d2lmini.prepare_fashion_mnist(tmp_path)
 
 

@@ -50,14 +50,21 @@ def test_training_is_reproducible_and_beats_chance(cache, tmp_path):
 
 def test_cache_key_depends_on_every_setting(tmp_path):
     base = d2lmini.lenet_cache_path(**RECIPE, cache_dir=tmp_path)
-    for key, value in [("epochs", 2), ("lr", 0.2), ("batch_size", 128),
-                       ("max_batches", None), ("seed", 1)]:
+    for key, value in [
+        ("epochs", 2),
+        ("lr", 0.2),
+        ("batch_size", 128),
+        ("max_batches", None),
+        ("seed", 1),
+    ]:
         other = dict(RECIPE, **{key: value})
         assert d2lmini.lenet_cache_path(**other, cache_dir=tmp_path) != base, key
 
 
-@pytest.mark.parametrize("bad", [dict(epochs=0), dict(lr=0), dict(batch_size=1.5),
-                                 dict(max_batches=0), dict(epochs=True)])
+@pytest.mark.parametrize(
+    "bad",
+    [dict(epochs=0), dict(lr=0), dict(batch_size=1.5), dict(max_batches=0), dict(epochs=True)],
+)
 def test_bad_recipes_are_refused(bad, tmp_path):
     with pytest.raises(ValueError):
         d2lmini.trained_lenet(**dict(RECIPE, **bad), cache_dir=tmp_path)

@@ -84,8 +84,10 @@ def test_import_is_light():
     import subprocess
     import sys
 
-    code = ("import sys, d2lmini, d2lmini.diagrams; "
-            "print(sorted(m for m in ('matplotlib', 'torchvision') if m in sys.modules))")
+    code = (
+        "import sys, d2lmini, d2lmini.diagrams; "
+        "print(sorted(m for m in ('matplotlib', 'torchvision') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -99,6 +101,7 @@ def test_time_in_turn_interleaves_rounds_and_tells_rivals_apart():
         def fn():
             order.append(name)
             time.sleep(seconds)
+
         return fn
 
     rivals = {"fast": sleeper("fast", 0.001), "slow": sleeper("slow", 0.004)}

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 import torch
 
 from d2lmini.distributed import Placement, backend_and_device, device_type_for, run_torchrun
@@ -109,16 +108,24 @@ def test_bad_arguments(tmp_path):
 def test_importable_from_the_package():
     import d2lmini.distributed
 
-    assert d2lmini.distributed.__all__ == ["Placement", "backend_and_device", "device_type_for",
-                                           "run_torchrun"]
+    assert d2lmini.distributed.__all__ == [
+        "Placement",
+        "backend_and_device",
+        "device_type_for",
+        "run_torchrun",
+    ]
     assert d2lmini.distributed.run_torchrun is run_torchrun
 
 
 def _node(local_rank: int, local_world: int, world: int | None = None) -> dict[str, str]:
     """torchrun's variables for one process; ``world`` counts the processes of all nodes."""
     world = local_world if world is None else world
-    return {"LOCAL_RANK": str(local_rank), "LOCAL_WORLD_SIZE": str(local_world),
-            "WORLD_SIZE": str(world), "RANK": str(local_rank)}
+    return {
+        "LOCAL_RANK": str(local_rank),
+        "LOCAL_WORLD_SIZE": str(local_world),
+        "WORLD_SIZE": str(world),
+        "RANK": str(local_rank),
+    }
 
 
 @pytest.mark.parametrize(
@@ -129,7 +136,8 @@ def test_one_gpu_per_local_rank_on_every_node(nodes, gpus_per_node):
     for local_rank in range(gpus_per_node):
         env = _node(local_rank, gpus_per_node, world=nodes * gpus_per_node)
         assert backend_and_device(env=env, cuda_devices=gpus_per_node) == Placement(
-            "nccl", torch.device("cuda", local_rank))
+            "nccl", torch.device("cuda", local_rank)
+        )
 
 
 def test_fewer_gpus_than_local_processes_is_an_error_naming_the_fix():
@@ -145,7 +153,8 @@ def test_one_gpu_bound_to_each_process_needs_an_explicit_cuda():
     with pytest.raises(RuntimeError, match="LOCAL_WORLD_SIZE=4 processes but has 1 CUDA"):
         backend_and_device(env=_node(3, 4), cuda_devices=1)
     assert backend_and_device("cuda", env=_node(3, 4), cuda_devices=1) == Placement(
-        "nccl", torch.device("cuda", 0))
+        "nccl", torch.device("cuda", 0)
+    )
 
 
 def test_cpu_ranks_use_gloo():

@@ -25,8 +25,12 @@ import torch
 import d2lmini
 from d2lmini.distributed import run_torchrun
 
-CHAPTER = (Path(__file__).resolve().parents[1] / "chapters" / "part5_performance"
-           / "05_checkpoints_world_size.ipynb")
+CHAPTER = (
+    Path(__file__).resolve().parents[1]
+    / "chapters"
+    / "part5_performance"
+    / "05_checkpoints_world_size.ipynb"
+)
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 
 
@@ -45,18 +49,43 @@ def job(tmp_path, monkeypatch):
     n = 256
     torch.save({"X": images[:n].reshape(n, -1).double() / 255, "y": labels[:n]}, "data.pt")
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(784, 64), torch.nn.ReLU(),
-                                torch.nn.Linear(64, 10)).double()
+    model = torch.nn.Sequential(
+        torch.nn.Linear(784, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10)
+    ).double()
     torch.save(model.state_dict(), "init.pt")
     Path("train.py").write_text(chapter_script())
 
     def launch(ckpt: str, out: str, **options: object) -> str:
-        args = ["--data", "data.pt", "--init", "init.pt", "--device", "cpu", "--epochs", 3,
-                "--batch", 16, "--lr", 0.05, "--ckpt", ckpt, "--out", out,
-                "--save-every", 4, "--step-pause", 0.05]  # 8 steps an epoch, 24 in all
-        return run_torchrun("train.py", 2, args=args, timeout=120,
-                            env={"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"},
-                            **options)  # type: ignore[arg-type]
+        args = [
+            "--data",
+            "data.pt",
+            "--init",
+            "init.pt",
+            "--device",
+            "cpu",
+            "--epochs",
+            3,
+            "--batch",
+            16,
+            "--lr",
+            0.05,
+            "--ckpt",
+            ckpt,
+            "--out",
+            out,
+            "--save-every",
+            4,
+            "--step-pause",
+            0.05,
+        ]  # 8 steps an epoch, 24 in all
+        return run_torchrun(
+            "train.py",
+            2,
+            args=args,
+            timeout=120,
+            env={"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"},
+            **options,
+        )  # type: ignore[arg-type]
 
     return launch
 
@@ -78,8 +107,7 @@ def test_worker_killed_mid_run_ends_bitwise_equal_to_an_uninterrupted_run(job):
     for pid_file in Path().glob("pid*"):  # the reference run's: never kill a stale pid
         pid_file.unlink()
     killed: list[int] = []
-    killer = threading.Thread(target=kill_when, args=("ckpt.pt", "pid1", killed),
-                              daemon=True)
+    killer = threading.Thread(target=kill_when, args=("ckpt.pt", "pid1", killed), daemon=True)
     killer.start()
     output = job("ckpt.pt", "resumed.pt", max_restarts=1)
     killer.join()
@@ -109,9 +137,12 @@ for version in range(1, 1000):
 
 def kill_a_writer_during_a_save(path: Path) -> bool:
     """Start WRITER, kill it while a temporary file exists; True if it was still there."""
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path)],
-                              stdout=subprocess.PIPE, text=True,
-                              env=dict(os.environ, OMP_NUM_THREADS="1"))
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
     assert writer.stdout is not None
     assert writer.stdout.readline().strip() == "1"  # the first checkpoint is complete
     deadline = time.monotonic() + 30

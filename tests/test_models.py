@@ -27,8 +27,7 @@ def test_mlp_dropout_fires_only_in_training_mode():
     torch.testing.assert_close(mlp(X), mlp(X), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("activation, pool", [(nn.Sigmoid, nn.AvgPool2d),
-                                              (nn.ReLU, nn.MaxPool2d)])
+@pytest.mark.parametrize("activation, pool", [(nn.Sigmoid, nn.AvgPool2d), (nn.ReLU, nn.MaxPool2d)])
 def test_lenet_shapes_and_parameter_count(activation, pool):
     net = d2lmini.lenet(activation, pool)
     assert net(torch.rand(2, 1, 28, 28)).shape == (2, 10)

@@ -26,7 +26,10 @@ IDS = [str(p.relative_to(ROOT / "chapters")) for p in NOTEBOOKS]
 MACHINE_PATH = re.compile(r"(/root/|/work/|/tmp/|/home/[a-z]|/Users/[A-Za-z]|[A-Z]:\\\\Users)")
 DATA_UPDATE = re.compile(r"\.data\s*[-+*/]?=[^=]|\.data\.\w+_\(")
 MIN_ASSERT_CELLS = {
-    "part2_computation": 3, "part3_cnn": 3, "part4_modern_cnn": 3, "part5_performance": 3,
+    "part2_computation": 3,
+    "part3_cnn": 3,
+    "part4_modern_cnn": 3,
+    "part5_performance": 3,
     "part6_deployment": 3,
 }
 MAX_LINE = 88  # characters of code or output visible without scrolling at 1280 px
@@ -233,8 +236,7 @@ def _set_just_before(prev: ast.stmt, exprs: list[ast.expr]) -> str | None:
             if ast.dump(node) == ast.dump(target):
                 covered |= {id(n) for n in ast.walk(node)}
     free = {
-        n.id for e in exprs for n in ast.walk(e)
-        if isinstance(n, ast.Name) and id(n) not in covered
+        n.id for e in exprs for n in ast.walk(e) if isinstance(n, ast.Name) and id(n) not in covered
     } - {"torch", "np", "math", "len", "abs", "float", "int", "bool"}
     return ast.unparse(target) if covered and not free else None
 
@@ -244,8 +246,11 @@ def test_no_assertion_true_by_construction(nb):
         tree = _python(cell.source)
         if tree is None:
             continue
-        for body in [tree.body] + [n.body for n in ast.walk(tree) if hasattr(n, "body")
-                                   and isinstance(n.body, list) and n is not tree]:
+        for body in [tree.body] + [
+            n.body
+            for n in ast.walk(tree)
+            if hasattr(n, "body") and isinstance(n.body, list) and n is not tree
+        ]:
             for prev, stmt in zip([None, *body], body):
                 exprs = _asserted(stmt)
                 if not exprs:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+
 import d2lmini
 from d2lmini import performance
 
@@ -47,8 +48,14 @@ def test_documented_32_mib_limit_falls_back_to_the_largest_accepted(fake_libc):
     libc = fake_libc(FakeLibc(mmap_limit=32 * MiB))
     setting = performance.keep_freed_memory()
     assert setting == (32 * MiB, 32 * MiB) and setting
-    assert [v for p, v in libc.calls if p == MMAP] == [GiB, GiB // 2, 256 * MiB, 128 * MiB,
-                                                      64 * MiB, 32 * MiB]
+    assert [v for p, v in libc.calls if p == MMAP] == [
+        GiB,
+        GiB // 2,
+        256 * MiB,
+        128 * MiB,
+        64 * MiB,
+        32 * MiB,
+    ]
     assert libc.calls[-1] == (TRIM, 32 * MiB)  # the trim threshold only after the mmap one
 
 
@@ -95,8 +102,13 @@ def test_real_glibc_keeps_a_64_mib_block_mapped():
     import os
 
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "PYTHONPATH", "HOME")}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env=dict(env, OMP_NUM_THREADS="1"))
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(env, OMP_NUM_THREADS="1"),
+    )
     threshold, faults = map(int, out.stdout.split())
     if threshold < 64 * MiB:
         pytest.skip(f"this glibc caps the mmap threshold at {threshold} bytes")

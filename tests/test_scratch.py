@@ -25,8 +25,9 @@ def test_numpy_grads_match_finite_differences():
 
 def test_numpy_grads_name_mismatched_shapes():
     with pytest.raises(ValueError, match=r"x \(2, 3\), w1 \(4, 5\)"):
-        d2lmini.numpy_two_layer_grads(np.ones((2, 3)), np.ones((2, 1)), np.ones((4, 5)),
-                                      np.ones((5, 1)))
+        d2lmini.numpy_two_layer_grads(
+            np.ones((2, 3)), np.ones((2, 1)), np.ones((4, 5)), np.ones((5, 1))
+        )
 
 
 def test_corr2d_matches_conv2d():
@@ -45,9 +46,10 @@ def test_corr2d_does_not_truncate_integer_input_with_a_float_kernel():
     torch.testing.assert_close(Y, expected)  # 0.25, 1.0, ... not 0, 1, ...
 
 
-@pytest.mark.parametrize("x_dtype, k_dtype", [(torch.int64, torch.int64),
-                                              (torch.float64, torch.float32),
-                                              (torch.int32, torch.float64)])
+@pytest.mark.parametrize(
+    "x_dtype, k_dtype",
+    [(torch.int64, torch.int64), (torch.float64, torch.float32), (torch.int32, torch.float64)],
+)
 def test_corr2d_result_dtype_follows_type_promotion(x_dtype, k_dtype):
     X, K = torch.ones(3, 3, dtype=x_dtype), torch.ones(2, 2, dtype=k_dtype)
     Y = d2lmini.corr2d(X, K)

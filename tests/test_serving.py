@@ -111,8 +111,20 @@ def test_command_line_serves_a_bounded_number_of_requests(model):
     import sys
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "d2lmini.serve_onnx", str(model[1]), "--port", "0",
-         "--max-requests", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "d2lmini.serve_onnx",
+            str(model[1]),
+            "--port",
+            "0",
+            "--max-requests",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         port = int(line.rsplit(":", 1)[1])

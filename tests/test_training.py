@@ -67,8 +67,9 @@ def test_init_cnn_touches_only_linear_and_conv_weights():
 def test_train_learns_and_reports_history(capsys):
     torch.manual_seed(0)
     net = nn.Linear(4, 2)
-    history = d2lmini.train(net, toy_batches(), toy_batches(seed=1), 5, 0.5, "cpu",
-                            plot=False, progress=False)
+    history = d2lmini.train(
+        net, toy_batches(), toy_batches(seed=1), 5, 0.5, "cpu", plot=False, progress=False
+    )
     assert history.epochs == 5 and history.examples == 5 * 512
     assert history.test_acc[-1] > 0.9 and history.train_loss[-1] < history.train_loss[0]
     assert history.examples_per_sec > 0
@@ -78,8 +79,9 @@ def test_train_learns_and_reports_history(capsys):
 
 def test_train_stops_after_max_batches():
     net = nn.Linear(4, 2)
-    history = d2lmini.train(net, toy_batches(), toy_batches(), 2, 0.1, "cpu",
-                            max_batches=3, plot=False, progress=False)
+    history = d2lmini.train(
+        net, toy_batches(), toy_batches(), 2, 0.1, "cpu", max_batches=3, plot=False, progress=False
+    )
     assert history.examples == 2 * 3 * 64
 
 
@@ -94,8 +96,9 @@ def fresh_run():
 
 def test_scheduler_steps_once_per_epoch():
     net, opts = fresh_run()
-    d2lmini.train(net, toy_batches(), toy_batches(), 3, 0.3, "cpu", plot=False,
-                  progress=False, **opts)
+    d2lmini.train(
+        net, toy_batches(), toy_batches(), 3, 0.3, "cpu", plot=False, progress=False, **opts
+    )
     assert opts["optimizer"].param_groups[0]["lr"] == 0.3 * 0.5**3
 
 
@@ -126,7 +129,7 @@ def test_batch_scheduler_steps_after_every_batch():
         expected.append(ref["optimizer"].param_groups[0]["lr"])
         ref["optimizer"].step()
         ref["scheduler"].step()
-    assert seen[: 8] + seen[16 : 24] + seen[32 : 40] == expected  # eval calls in between
+    assert seen[:8] + seen[16:24] + seen[32:40] == expected  # eval calls in between
     # OneCycleLR raises when stepped past total_steps: every batch stepped exactly once
     assert opts["scheduler"].last_epoch == 24
 
@@ -135,8 +138,9 @@ def test_step_scheduler_must_be_epoch_or_batch():
     net, opts = one_cycle_run(epochs=1)
     opts["step_scheduler"] = "step"
     with pytest.raises(ValueError, match='"epoch" or "batch".*step'):
-        d2lmini.train(net, toy_batches(), toy_batches(), 1, device="cpu", plot=False,
-                      progress=False, **opts)
+        d2lmini.train(
+            net, toy_batches(), toy_batches(), 1, device="cpu", plot=False, progress=False, **opts
+        )
 
 
 def test_resume_with_a_batch_scheduler_equals_uninterrupted_training(tmp_path):
@@ -161,11 +165,18 @@ def test_resume_from_checkpoint_equals_uninterrupted_training(tmp_path):
 
     ckpt = tmp_path / "run.pt"
     part, opts = fresh_run()
-    d2lmini.train(part, toy_batches(), toy_batches(seed=1), 2, checkpoint=ckpt, **opts,
-                  **kwargs)
+    d2lmini.train(part, toy_batches(), toy_batches(seed=1), 2, checkpoint=ckpt, **opts, **kwargs)
     resumed, opts = fresh_run()  # a new process would start from scratch like this
-    hist = d2lmini.train(resumed, toy_batches(), toy_batches(seed=1), 4,
-                         checkpoint=ckpt, resume=True, **opts, **kwargs)
+    hist = d2lmini.train(
+        resumed,
+        toy_batches(),
+        toy_batches(seed=1),
+        4,
+        checkpoint=ckpt,
+        resume=True,
+        **opts,
+        **kwargs,
+    )
     assert hist.train_loss == ref.train_loss and hist.test_acc == ref.test_acc
     for a, b in zip(full.parameters(), resumed.parameters()):
         assert torch.equal(a, b)
@@ -178,8 +189,9 @@ def test_fit_full_batch_returns_the_loss_before_each_step():
     net = nn.Linear(3, 1)
     loss_fn = nn.MSELoss()
     initial = loss_fn(net(X), y).item()
-    losses = d2lmini.fit_full_batch(net, torch.optim.SGD(net.parameters(), lr=0.1), X, y,
-                                    loss_fn, steps=50)
+    losses = d2lmini.fit_full_batch(
+        net, torch.optim.SGD(net.parameters(), lr=0.1), X, y, loss_fn, steps=50
+    )
     assert len(losses) == 50 and losses[0] == initial
     assert losses[-1] < 0.5 * losses[0]
 
@@ -191,20 +203,30 @@ def quiet(**kwargs):
     return dict(plot=False, progress=False, **kwargs)
 
 
-@pytest.mark.parametrize("num_epochs, error", [(0, ValueError), (-2, ValueError),
-                                                (2.0, TypeError), (True, TypeError)])
+@pytest.mark.parametrize(
+    "num_epochs, error", [(0, ValueError), (-2, ValueError), (2.0, TypeError), (True, TypeError)]
+)
 def test_num_epochs_must_be_a_positive_int(num_epochs, error):
     with pytest.raises(error, match="num_epochs"):
-        d2lmini.train(nn.Linear(4, 2), toy_batches(), toy_batches(), num_epochs, 0.1, "cpu",
-                      **quiet())
+        d2lmini.train(
+            nn.Linear(4, 2), toy_batches(), toy_batches(), num_epochs, 0.1, "cpu", **quiet()
+        )
 
 
-@pytest.mark.parametrize("max_batches, error", [(0, ValueError), (-1, ValueError),
-                                                 (1.5, TypeError)])
+@pytest.mark.parametrize(
+    "max_batches, error", [(0, ValueError), (-1, ValueError), (1.5, TypeError)]
+)
 def test_max_batches_must_be_a_positive_int(max_batches, error):
     with pytest.raises(error, match="max_batches"):
-        d2lmini.train(nn.Linear(4, 2), toy_batches(), toy_batches(), 1, 0.1, "cpu",
-                      **quiet(max_batches=max_batches))
+        d2lmini.train(
+            nn.Linear(4, 2),
+            toy_batches(),
+            toy_batches(),
+            1,
+            0.1,
+            "cpu",
+            **quiet(max_batches=max_batches),
+        )
 
 
 def test_empty_iterators_are_named():
@@ -227,10 +249,10 @@ def test_an_iterable_without_len_that_yields_nothing_is_named():
 
 def test_a_one_shot_iterator_is_refused_for_several_epochs():
     with pytest.raises(TypeError, match="one-shot iterator"):
-        d2lmini.train(nn.Linear(4, 2), iter(toy_batches()), toy_batches(), 2, 0.1, "cpu",
-                      **quiet())
-    history = d2lmini.train(nn.Linear(4, 2), iter(toy_batches()), toy_batches(), 1, 0.1,
-                            "cpu", **quiet())
+        d2lmini.train(nn.Linear(4, 2), iter(toy_batches()), toy_batches(), 2, 0.1, "cpu", **quiet())
+    history = d2lmini.train(
+        nn.Linear(4, 2), iter(toy_batches()), toy_batches(), 1, 0.1, "cpu", **quiet()
+    )
     assert history.examples == 512
 
 
@@ -239,8 +261,7 @@ def test_a_one_shot_iterator_is_refused_for_several_epochs():
 
 def test_lr_is_optional_with_an_optimizer():
     net_a, opts_a = fresh_run()
-    ref = d2lmini.train(net_a, toy_batches(), toy_batches(), 2, 0.3, "cpu", **opts_a,
-                        **quiet())
+    ref = d2lmini.train(net_a, toy_batches(), toy_batches(), 2, 0.3, "cpu", **opts_a, **quiet())
     net_b, opts_b = fresh_run()
     hist = d2lmini.train(net_b, toy_batches(), toy_batches(), 2, **opts_b, **quiet())
     assert hist.train_loss == ref.train_loss
@@ -262,21 +283,30 @@ def test_lr_is_compared_with_the_lr_before_the_scheduler_changed_it():
     optimizer = torch.optim.SGD(net.parameters(), lr=0.2)
     scheduler = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.5, total_iters=2)
     assert optimizer.param_groups[0]["lr"] == 0.1  # the warm-up already changed it
-    d2lmini.train(net, toy_batches(), toy_batches(), 1, 0.2, "cpu", optimizer=optimizer,
-                  scheduler=scheduler, **quiet())
+    d2lmini.train(
+        net,
+        toy_batches(),
+        toy_batches(),
+        1,
+        0.2,
+        "cpu",
+        optimizer=optimizer,
+        scheduler=scheduler,
+        **quiet(),
+    )
 
 
 def test_a_scheduler_needs_its_optimizer():
     net = nn.Linear(4, 2)
     scheduler = torch.optim.lr_scheduler.StepLR(torch.optim.SGD(net.parameters(), lr=0.1), 1)
     with pytest.raises(ValueError, match="optimizer="):
-        d2lmini.train(net, toy_batches(), toy_batches(), 1, 0.1, "cpu", scheduler=scheduler,
-                      **quiet())
+        d2lmini.train(
+            net, toy_batches(), toy_batches(), 1, 0.1, "cpu", scheduler=scheduler, **quiet()
+        )
 
 
 def test_device_defaults_to_try_gpu():
-    history = d2lmini.train(nn.Linear(4, 2), toy_batches(), toy_batches(), 1, 0.1,
-                            **quiet())
+    history = d2lmini.train(nn.Linear(4, 2), toy_batches(), toy_batches(), 1, 0.1, **quiet())
     assert history.device == str(d2lmini.try_gpu())
 
 
@@ -295,8 +325,11 @@ def test_a_nan_loss_stops_before_the_step_and_names_epoch_and_batch():
     torch.manual_seed(0)
     ref = nn.Linear(4, 2)
     d2lmini.train(ref, toy_batches(), toy_batches(), 1, 0.1, "cpu", **quiet(max_batches=2))
-    with pytest.raises(FloatingPointError, match=r"loss is nan at epoch 1, batch 3.*lower "
-                                                 r"learning rate \(it is 0\.1\)"):
+    with pytest.raises(
+        FloatingPointError,
+        match=r"loss is nan at epoch 1, batch 3.*lower "
+        r"learning rate \(it is 0\.1\)",
+    ):
         d2lmini.train(net, batches_with_nan_at(2), toy_batches(), 1, 0.1, "cpu", **quiet())
     for p, q in zip(net.parameters(), ref.parameters()):
         assert torch.equal(p, q)  # exactly two steps were taken, the third was refused
@@ -346,8 +379,7 @@ def test_no_checkpoint_is_written_after_a_divergence(tmp_path):
             return iter(batches_with_nan_at(5) if self.passes == 2 else toy_batches())
 
     with pytest.raises(FloatingPointError, match="epoch 2, batch 6"):
-        d2lmini.train(net, EpochTwoHasNaN(), toy_batches(), 3, 0.1, "cpu",
-                      **quiet(checkpoint=ckpt))
+        d2lmini.train(net, EpochTwoHasNaN(), toy_batches(), 3, 0.1, "cpu", **quiet(checkpoint=ckpt))
     state = d2lmini.load_checkpoint(ckpt)
     assert state["epoch"] == 0  # the checkpoint of epoch 1 is kept, finite
     assert all(torch.isfinite(v).all() for v in state["model"].values())
@@ -368,8 +400,9 @@ def test_non_finite_buffers_are_not_checkpointed(tmp_path):
 
     ckpt = tmp_path / "run.pt"
     with pytest.raises(FloatingPointError, match="not overwriting checkpoint"):
-        d2lmini.train(Spoils(), toy_batches(), toy_batches(), 1, 0.1, "cpu",
-                      **quiet(checkpoint=ckpt))
+        d2lmini.train(
+            Spoils(), toy_batches(), toy_batches(), 1, 0.1, "cpu", **quiet(checkpoint=ckpt)
+        )
     assert not ckpt.exists()
 
 
@@ -378,20 +411,23 @@ def test_non_finite_buffers_are_not_checkpointed(tmp_path):
 
 def test_resume_needs_a_checkpoint_path():
     with pytest.raises(ValueError, match="resume=True needs checkpoint"):
-        d2lmini.train(nn.Linear(4, 2), toy_batches(), toy_batches(), 1, 0.1, "cpu",
-                      **quiet(resume=True))
+        d2lmini.train(
+            nn.Linear(4, 2), toy_batches(), toy_batches(), 1, 0.1, "cpu", **quiet(resume=True)
+        )
 
 
 def test_resume_without_a_file_says_it_starts_from_scratch(tmp_path, capsys):
     ckpt = tmp_path / "run.pt"
     net, opts = fresh_run()
-    d2lmini.train(net, toy_batches(), toy_batches(), 1, **opts,
-                  **quiet(checkpoint=ckpt, resume=True))
+    d2lmini.train(
+        net, toy_batches(), toy_batches(), 1, **opts, **quiet(checkpoint=ckpt, resume=True)
+    )
     assert f"no checkpoint at {ckpt}, starting from scratch" in capsys.readouterr().out
     assert ckpt.is_file()
     net, opts = fresh_run()
-    d2lmini.train(net, toy_batches(), toy_batches(), 2, **opts,
-                  **quiet(checkpoint=ckpt, resume=True))
+    d2lmini.train(
+        net, toy_batches(), toy_batches(), 2, **opts, **quiet(checkpoint=ckpt, resume=True)
+    )
     assert f"resuming from {ckpt}: 1 of 2 epochs done" in capsys.readouterr().out
 
 
@@ -403,8 +439,15 @@ def test_resume_with_another_lr_is_an_error(tmp_path):
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.5)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
     with pytest.raises(ValueError, match=r"trained with lr \[0\.3\].*asks for lr \[0\.1\]"):
-        d2lmini.train(net, toy_batches(), toy_batches(), 2, optimizer=optimizer,
-                      scheduler=scheduler, **quiet(checkpoint=ckpt, resume=True))
+        d2lmini.train(
+            net,
+            toy_batches(),
+            toy_batches(),
+            2,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            **quiet(checkpoint=ckpt, resume=True),
+        )
 
 
 def test_resume_with_another_optimizer_or_scheduler_names_both_types(tmp_path):
@@ -414,13 +457,25 @@ def test_resume_with_another_optimizer_or_scheduler_names_both_types(tmp_path):
     net, _ = fresh_run()
     adam = torch.optim.Adam(net.parameters(), lr=0.3)
     with pytest.raises(ValueError, match="optimizer SGD, but this run uses optimizer Adam"):
-        d2lmini.train(net, toy_batches(), toy_batches(), 2, optimizer=adam,
-                      scheduler=torch.optim.lr_scheduler.StepLR(adam, 1),
-                      **quiet(checkpoint=ckpt, resume=True))
+        d2lmini.train(
+            net,
+            toy_batches(),
+            toy_batches(),
+            2,
+            optimizer=adam,
+            scheduler=torch.optim.lr_scheduler.StepLR(adam, 1),
+            **quiet(checkpoint=ckpt, resume=True),
+        )
     net, opts = fresh_run()
     with pytest.raises(ValueError, match="scheduler StepLR, but this run uses scheduler None"):
-        d2lmini.train(net, toy_batches(), toy_batches(), 2, optimizer=opts["optimizer"],
-                      **quiet(checkpoint=ckpt, resume=True))
+        d2lmini.train(
+            net,
+            toy_batches(),
+            toy_batches(),
+            2,
+            optimizer=opts["optimizer"],
+            **quiet(checkpoint=ckpt, resume=True),
+        )
 
 
 def test_resume_refuses_a_checkpoint_with_more_epochs(tmp_path):
@@ -429,8 +484,9 @@ def test_resume_refuses_a_checkpoint_with_more_epochs(tmp_path):
     d2lmini.train(net, toy_batches(), toy_batches(), 3, **opts, **quiet(checkpoint=ckpt))
     net, opts = fresh_run()
     with pytest.raises(ValueError, match="already holds 3 epochs, more than num_epochs=2"):
-        d2lmini.train(net, toy_batches(), toy_batches(), 2, **opts,
-                      **quiet(checkpoint=ckpt, resume=True))
+        d2lmini.train(
+            net, toy_batches(), toy_batches(), 2, **opts, **quiet(checkpoint=ckpt, resume=True)
+        )
 
 
 def test_resume_of_a_finished_run_returns_its_history(tmp_path):
@@ -438,8 +494,9 @@ def test_resume_of_a_finished_run_returns_its_history(tmp_path):
     net, opts = fresh_run()
     ref = d2lmini.train(net, toy_batches(), toy_batches(), 2, **opts, **quiet(checkpoint=ckpt))
     again, opts = fresh_run()
-    hist = d2lmini.train(again, toy_batches(), toy_batches(), 2, **opts,
-                         **quiet(checkpoint=ckpt, resume=True))
+    hist = d2lmini.train(
+        again, toy_batches(), toy_batches(), 2, **opts, **quiet(checkpoint=ckpt, resume=True)
+    )
     assert hist.train_loss == ref.train_loss and hist.examples == ref.examples
     for p, q in zip(net.parameters(), again.parameters()):
         assert torch.equal(p, q)
@@ -468,13 +525,13 @@ def test_eval_name_labels_the_summary_and_summary_can_be_silenced(capsys):
     X, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
     batches = [(X[i : i + 16], y[i : i + 16]) for i in range(0, 64, 16)]
     net = torch.nn.Linear(4, 3)
-    history = d2lmini.train(net, batches, batches, 1, 0.1, "cpu", plot=False,
-                            progress=False, eval_name="val")
+    history = d2lmini.train(
+        net, batches, batches, 1, 0.1, "cpu", plot=False, progress=False, eval_name="val"
+    )
     out = capsys.readouterr().out
     assert "val acc" in out and "test acc" not in out
     assert history.eval_name == "val"
-    d2lmini.train(net, batches, batches, 1, 0.1, "cpu", plot=False, progress=False,
-                  summary=False)
+    d2lmini.train(net, batches, batches, 1, 0.1, "cpu", plot=False, progress=False, summary=False)
     assert capsys.readouterr().out == ""
 
 

@@ -82,16 +82,20 @@ def notebook_to_script(path: Path) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def run_check(name: str, command: list[str], cwd: Path, env: dict[str, str],
-              log: Path, timeout: float) -> dict[str, object]:
+def run_check(
+    name: str, command: list[str], cwd: Path, env: dict[str, str], log: Path, timeout: float
+) -> dict[str, object]:
     start = time.monotonic()
     try:
-        done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
-                              timeout=timeout)
+        done = subprocess.run(
+            command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        )
         output, ok = done.stdout + done.stderr, done.returncode == 0
     except subprocess.TimeoutExpired as exc:  # its output is bytes, even with text=True
-        parts = [p.decode(errors="replace") if isinstance(p, bytes) else p or ""
-                 for p in (exc.stdout, exc.stderr)]
+        parts = [
+            p.decode(errors="replace") if isinstance(p, bytes) else p or ""
+            for p in (exc.stdout, exc.stderr)
+        ]
         output, ok = f"{''.join(parts)}\nTIMEOUT after {timeout} s", False
     seconds = time.monotonic() - start
     log.write_text(output)
@@ -107,8 +111,12 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds per check")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, MPLBACKEND="Agg", PYTHONUNBUFFERED="1",
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        MPLBACKEND="Agg",
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    )
     if (ROOT / "data" / "FashionMNIST" / "raw").is_dir():  # carried to the GPU machine
         env["D2LMINI_DATA"] = str(ROOT / "data")
     if args.device == "cpu":
@@ -128,19 +136,35 @@ def main() -> int:
             script = Path(tmp) / (path.stem + ".py")
             script.write_text(notebook_to_script(path))
             profile = gpu_profile if args.device == "cuda" else "smoke"
-            rows.append(run_check(f"{path.stem} ({profile})", [sys.executable, str(script)],
-                                  path.parent, dict(env, D2LMINI_PROFILE=profile),
-                                  args.out / f"{path.stem}.log", args.timeout))
+            rows.append(
+                run_check(
+                    f"{path.stem} ({profile})",
+                    [sys.executable, str(script)],
+                    path.parent,
+                    dict(env, D2LMINI_PROFILE=profile),
+                    args.out / f"{path.stem}.log",
+                    args.timeout,
+                )
+            )
             print(rows[-1], flush=True)
         ddp = Path(tmp) / "ddp_check.py"
         ddp.write_text(DDP_CHECK)
-        launcher = ("from d2lmini import run_torchrun; import sys; print(run_torchrun("
-                    "sys.argv[1], nproc_per_node=int(sys.argv[2]), timeout=120))")
+        launcher = (
+            "from d2lmini import run_torchrun; import sys; print(run_torchrun("
+            "sys.argv[1], nproc_per_node=int(sys.argv[2]), timeout=120))"
+        )
         gpus = torch.cuda.device_count() if args.device == "cuda" else 0
         for world in [1, 2] if gpus >= 2 else [1]:  # NCCL between GPUs needs two
-            rows.append(run_check(f"DDP, world size {world}",
-                                  [sys.executable, "-c", launcher, str(ddp), str(world)],
-                                  ROOT, env, args.out / f"ddp_world_{world}.log", args.timeout))
+            rows.append(
+                run_check(
+                    f"DDP, world size {world}",
+                    [sys.executable, "-c", launcher, str(ddp), str(world)],
+                    ROOT,
+                    env,
+                    args.out / f"ddp_world_{world}.log",
+                    args.timeout,
+                )
+            )
             print(rows[-1], flush=True)
     table = [
         f"# GPU check ({'GPU' if args.device == 'cuda' else 'CPU only: no GPU was used'})",
@@ -152,8 +176,10 @@ def main() -> int:
         "| check | seconds | last metric line | result |",
         "|---|---:|---|---|",
     ]
-    table += [f"| {r['check']} | {r['seconds']:.1f} | {r['metric']} | "
-              f"{'pass' if r['ok'] else 'FAIL'} |" for r in rows]
+    table += [
+        f"| {r['check']} | {r['seconds']:.1f} | {r['metric']} | {'pass' if r['ok'] else 'FAIL'} |"
+        for r in rows
+    ]
     (args.out / "gpu_check.md").write_text("\n".join(table) + "\n")
     print("\n".join(table))
     return 0 if all(r["ok"] for r in rows) else 1

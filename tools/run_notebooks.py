@@ -6,7 +6,8 @@ PATH is a notebook or a folder of notebooks. Each runs with its own folder as th
 working directory and ``D2LMINI_PROFILE`` set; a cell error stops with a non-zero
 exit unless the cell is tagged ``raises-exception``. Per-cell timing is not stored, so
 re-running unchanged code gives a small diff; the notebook's total run time, profile,
-device and the kernel's peak resident memory (Linux) go to ``metadata.d2lmini`` (the book's table of run times is built from them).
+device and the kernel's peak resident memory (Linux) go to ``metadata.d2lmini`` (the
+book's table of run times is built from them).
 Consecutive outputs of one stream are merged into one (one box in the book).
 """
 

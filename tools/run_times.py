@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 
 import nbformat
-
 import toc
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,9 +77,7 @@ def render(root: Path = ROOT) -> str:
         )
     hours, minutes = divmod(total_read, 60)
     timed = len(notebooks) - untimed
-    summary = (
-        f"Reading all {len(notebooks)} chapters takes about {hours} h {minutes:02d} min. "
-    )
+    summary = f"Reading all {len(notebooks)} chapters takes about {hours} h {minutes:02d} min. "
     if timed:
         summary += (
             f"Running the {timed} timed notebooks top to bottom took "
