@@ -94,11 +94,13 @@ def test_real_glibc_keeps_a_64_mib_block_mapped():
     code = (
         "import resource, torch, d2lmini\n"
         "s = d2lmini.keep_freed_memory()\n"
-        "for i in range(4):\n"
-        "    if i == 2: start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+        "faults = []\n"
+        "for i in range(12):\n"
+        "    start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
         "    b = torch.ones(16 * 2**20); del b\n"
-        "print(s.mmap_threshold, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start)\n"
-    )
+        "    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start)\n"
+        "print(s.mmap_threshold, sorted(faults[9:])[1])\n"
+    )  # the heap grows for up to ~7 rounds; then the block is reused: median of 10-12
     import os
 
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "PYTHONPATH", "HOME")}
