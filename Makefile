@@ -24,7 +24,7 @@ PROFILE     ?= laptop
 NB          ?= chapters
 
 .PHONY: help venv book-venv book test unit lint notebooks lab execute run-times bench \
-        lenet-study part4-study clean gpu-data gpu-check
+        lenet-study part4-study clean gpu-data gpu-check test-oldest
 
 help:  ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -101,7 +101,7 @@ lenet-study: venv  ## the LeNet chapter's learning-rate study (hours)
 	nice -n 10 $(BIN)/python bench/lenet_study.py
 
 clean:  ## remove the venvs and the built book
-	rm -rf book/_build build $(VENV) $(BOOK_VENV)
+	rm -rf book/_build build $(VENV) $(BOOK_VENV) $(OLDEST_VENV)
 
 # Part IV's laptop recipes: peak learning rates chosen on a validation split, then test
 # accuracy for 3 seeds (bench/part4_study.md; runs are cached in bench/_cache).
@@ -120,3 +120,28 @@ gpu-data: venv  ## copy Fashion-MNIST into data/ for a GPU machine
 gpu-check: $(if $(filter cpu,$(DEVICE)),venv)  ## the GPU check (DEVICE=cpu: on the CPU, smoke)
 	$(if $(filter cpu,$(DEVICE)),$(TEST_ENV) $(BIN)/python,python3) tools/gpu_check.py \
 	    --device $(DEVICE) --out $(GPU_CHECK_OUT)
+
+# The lowest bounds of requirements.txt, tested: a separate venv with each `>=X.Y` pinned
+# to the oldest series X.Y.* (tools/oldest_requirements.py: torch>=2.14 -> 2.14.*, with
+# its torchvision), then the unit tests and the notebooks of Parts I-III in `smoke`.
+# Not part of `make test` or CI: PyPI's Linux torch wheels bring their CUDA libraries
+# (several GB). The last run is recorded in CONTRIBUTING.md ("Version bounds").
+OLDEST_VENV  ?= .venv-oldest
+OLDEST_STAMP := $(OLDEST_VENV)/.installed
+OLDEST_NB    ?= chapters/part1_by_example chapters/part2_computation chapters/part3_cnn
+# Tests that need the book's tools, a browser, the network or a second venv.
+OLDEST_SKIP  := --ignore=tests/test_book.py --ignore=tests/test_browser.py \
+                --ignore=tests/test_d2l_parity.py --ignore=tests/test_bare_venv.py
+
+$(OLDEST_STAMP): requirements.txt pyproject.toml tools/oldest_requirements.py
+	@test -x $(OLDEST_VENV)/bin/python || { echo "==> creating $(OLDEST_VENV)"; $(PYTHON) -m venv $(OLDEST_VENV); }
+	$(PYTHON) tools/oldest_requirements.py requirements.txt > $(OLDEST_VENV)/oldest.txt
+	@echo "==> $(OLDEST_VENV): installing the lowest bounds:" $$(cat $(OLDEST_VENV)/oldest.txt)
+	$(OLDEST_VENV)/bin/python $(PIP_INSTALL) -r $(OLDEST_VENV)/oldest.txt pyyaml
+	$(OLDEST_VENV)/bin/python $(PIP_INSTALL) --no-deps -e .
+	@touch $@
+
+test-oldest: $(OLDEST_STAMP)
+	$(OLDEST_VENV)/bin/python -m pip list 2>/dev/null | grep -E -i "^(torch|torchvision|numpy|matplotlib|tqdm) "
+	$(TEST_ENV) $(OLDEST_VENV)/bin/python -m pytest tests $(OLDEST_NB) $(OLDEST_SKIP) \
+	    -n $(WORKERS) --dist loadfile -q

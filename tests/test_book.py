@@ -290,6 +290,7 @@ def bib_keys() -> set[str]:
 
 
 def cited_keys(text: str) -> set[str]:
+    text = re.sub(r"``.+?``", "", text)  # a role shown as code (``{cite:p}`key` ``) is no citation
     return {key.strip() for keys in CITE.findall(text) for key in keys.split(",")}
 
 

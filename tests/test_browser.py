@@ -223,6 +223,11 @@ def test_page_renders_offline_without_errors(page, browser, site, screenshots):
         check_layout(browser)
 
 
+# Instant, not smooth: sphinx-book-theme 1.2 sets `scroll-behavior: smooth`, and a click
+# right after a smooth scroll lands where the element was, not where it is.
+SCROLL_TO = "arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})"
+
+
 def check_solutions_open_on_click(browser: webdriver.Chrome) -> None:
     """Exercise solutions (<details>) start collapsed; a click on the summary opens one."""
     solutions = browser.find_elements(By.CSS_SELECTOR, "article details")
@@ -232,7 +237,7 @@ def check_solutions_open_on_click(browser: webdriver.Chrome) -> None:
         answer = details.find_element(By.XPATH, "./*[2]")
         assert details.get_property("open") is False, "a solution is shown open"
         assert not answer.is_displayed(), "a collapsed solution is visible"
-        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", summary)
+        browser.execute_script(SCROLL_TO, summary)
         summary.click()
         assert details.get_property("open") is True, "clicking the summary did not open it"
         assert answer.is_displayed(), "an opened solution is not visible"
@@ -272,7 +277,7 @@ def test_math_renders_from_disk_with_the_network_off(built_book, browser, screen
                 browser.find_elements(By.CSS_SELECTOR, "article mjx-container[display='true']")
                 or browser.find_elements(By.CSS_SELECTOR, "article mjx-container")
             )[0]
-            browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", formula)
+            browser.execute_script(SCROLL_TO, formula)
             assert formula.size["width"] > 0 and formula.size["height"] > 0
             fonts = browser.execute_script(
                 "return [...document.fonts].filter((f) => f.status === 'loaded')"

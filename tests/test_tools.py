@@ -112,3 +112,15 @@ def test_readme_is_short_and_starts_with_the_two_commands():
     first_screen = "\n".join(readme.splitlines()[:30])
     assert "make book" in first_screen and "make test" in first_screen
     assert (ROOT / "LICENSE").is_file() and "LICENSE" in readme
+
+
+def test_oldest_requirements_pin_each_lower_bound_to_its_oldest_series():
+    import oldest_requirements
+
+    text = "-r other.txt\ntorch>=2.3\nnumpy >= 1.24  # comment\nselenium>=4.10\n\n"
+    assert oldest_requirements.oldest_pins(text) == ["torch==2.3.*", "numpy==1.24.*"]
+    with pytest.raises(ValueError, match="lower bound"):
+        oldest_requirements.oldest_pins("torch==2.3.1\n")
+    pins = oldest_requirements.oldest_pins((ROOT / "requirements.txt").read_text("utf-8"))
+    assert any(pin.startswith("torch==") for pin in pins)
+    assert any(pin.startswith("torchvision==") for pin in pins)
