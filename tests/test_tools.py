@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 import bootstrap_cell  # noqa: E402
 import py2nb  # noqa: E402
 
-SCRIPT = '''# %% [markdown]
+SCRIPT = """# %% [markdown]
 # # Title
 #
 # Some *text*.
@@ -24,7 +24,7 @@ x = 1
 
 # %% tags=["raises-exception"]
 1 / 0
-'''
+"""
 
 
 def test_script_and_notebook_round_trip():
