@@ -24,7 +24,7 @@ PROFILE     ?= laptop
 NB          ?= chapters
 
 .PHONY: help venv book-venv book test unit lint notebooks lab execute run-times bench \
-        lenet-study part4-study clean gpu-data gpu-check test-oldest
+        lenet-study part4-study part4-plain-study clean gpu-data gpu-check test-oldest
 
 help:  ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -104,9 +104,12 @@ clean:  ## remove the venvs and the built book
 	rm -rf book/_build build $(VENV) $(BOOK_VENV) $(OLDEST_VENV)
 
 # Part IV's laptop recipes: peak learning rates chosen on a validation split, then test
-# accuracy for 3 seeds (bench/part4_study.md; runs are cached in bench/_cache).
+# accuracy for 3 seeds (bench/part4_study.md; finished runs are kept in its JSON).
 part4-study: venv  ## Part IV's recipe study (hours)
-	nice -n 10 $(BIN)/python bench/part4_study.py
+	$(BIN)/python bench/part4_study.py
+
+part4-plain-study: venv  ## Part IV's first-edition (plain recipe) study (hours)
+	nice -n 10 $(BIN)/python bench/part4_plain_study.py
 
 # A short check of the book on a GPU machine (tools/gpu_check.py): `make gpu-data` copies
 # Fashion-MNIST into data/ (ignored by git; carry it to the machine), then on the GPU

@@ -82,19 +82,11 @@ def build(model: str, seed: int) -> nn.Module:
 
 
 def fit(net, train_iter, eval_iter, num_epochs, lr, drop: bool) -> d2lmini.History:
-    optimizer = torch.optim.SGD(net.parameters(), lr=lr)
-    scheduler = (
-        torch.optim.lr_scheduler.MultiStepLR(
-            optimizer, milestones=[num_epochs - DROP_EPOCHS], gamma=0.1
-        )
-        if drop
-        else None
+    drop_at = (num_epochs - DROP_EPOCHS) / num_epochs if drop else None
+    recipe = d2lmini.Recipe(lr, drop_at=drop_at)  # times 0.1 for the last DROP_EPOCHS
+    return d2lmini.train(
+        net, train_iter, eval_iter, num_epochs, device="cpu", recipe=recipe, display=False
     )
-    with contextlib.redirect_stdout(io.StringIO()):  # train prints a summary line
-        return d2lmini.train(
-            net, train_iter, eval_iter, num_epochs, lr, "cpu", optimizer=optimizer,
-            scheduler=scheduler, plot=False, progress=False,
-        )  # fmt: skip
 
 
 def cached(key: str, compute) -> Any:

@@ -15,6 +15,7 @@ loaded with ``torch.load(..., weights_only=True)``.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import io
@@ -28,6 +29,7 @@ from typing import Any
 import torch
 
 __all__ = [
+    "Checkpoint",
     "CheckpointError",
     "capture_rng_state",
     "load_checkpoint",
@@ -229,3 +231,67 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+class Checkpoint:
+    """A :func:`~d2lmini.train` callback: save the run after every epoch, resume from it.
+
+    After each epoch the model, optimizer, scheduler, history, recipe and random-generator
+    states are saved atomically to ``path`` (:func:`save_checkpoint`), never with NaN or
+    infinite weights. With ``resume=True`` (the default) a run whose ``path`` exists
+    continues from it and prints ``resuming from PATH: k of n epochs done``; otherwise it
+    prints ``no checkpoint at PATH, starting from scratch``: the same cell works for the
+    first run and after a crash. A checkpoint written with another recipe, or holding
+    more epochs than the run asks for, raises :class:`ValueError` (delete the file to
+    start afresh).
+    """
+
+    def __init__(self, path: str | Path, resume: bool = True) -> None:
+        self.path, self.resume = Path(path).expanduser(), resume
+
+    def on_start(self, state: Any) -> None:
+        from .training import History
+
+        if not self.resume:
+            return
+        if not self.path.exists():
+            print(f"no checkpoint at {self.path}, starting from scratch")
+            return
+        saved = load_checkpoint(self.path, map_location=state.device)
+        now = dataclasses.asdict(state.recipe)
+        if saved["recipe"] != now:
+            raise ValueError(
+                f"checkpoint {self.path} was written with {saved['recipe']}, but this run "
+                f"uses {now}; train with the same recipe, or delete the checkpoint"
+            )
+        if saved["epoch"] > state.num_epochs:
+            raise ValueError(
+                f"checkpoint {self.path} already holds {saved['epoch']} epochs, more than "
+                f"num_epochs={state.num_epochs}"
+            )
+        state.net.load_state_dict(saved["model"])
+        state.optimizer.load_state_dict(saved["optimizer"])
+        if state.scheduler is not None:
+            state.scheduler.load_state_dict(saved["scheduler"])
+        restore_rng_state(saved["rng"])
+        state.history, state.epoch = History(**saved["history"]), saved["epoch"]
+        print(f"resuming from {self.path}: {state.epoch} of {state.num_epochs} epochs done")
+
+    def on_epoch_end(self, state: Any) -> None:
+        from .training import _all_finite
+
+        model = state.net.state_dict()
+        if not _all_finite(model.values()):
+            raise FloatingPointError(
+                f"the model holds NaN or infinite values after epoch {state.epoch}; "
+                f"not overwriting checkpoint {self.path} with them"
+            )
+        scheduler = state.scheduler.state_dict() if state.scheduler is not None else None
+        save_checkpoint(
+            self.path,
+            dict(
+                model=model, optimizer=state.optimizer.state_dict(), scheduler=scheduler,
+                recipe=dataclasses.asdict(state.recipe), epoch=state.epoch,
+                history=dataclasses.asdict(state.history), rng=capture_rng_state(),
+            ),
+        )  # fmt: skip

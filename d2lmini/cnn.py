@@ -354,12 +354,14 @@ def _resnet_stage(in_channels: int, out_channels: int, num_blocks: int, first: b
     return nn.Sequential(*blocks)
 
 
-def resnet18(width: float = 1.0, num_classes: int = 10) -> nn.Sequential:
+def resnet18(width: float = 1.0, num_classes: int = 10, *, stem: str = "7x7") -> nn.Sequential:
     """d2l's ResNet-18: stem, four stages of two residual blocks, global average pool.
 
     Channels 64, 128, 256, 512 times ``width``. The stem is a 7×7 stride-2 convolution
     with batch norm and ReLU, then a 3×3 stride-2 max pool (torchvision's ResNet-18 has
     the same layout for 3-channel images). Any image size from 28×28 up works.
+    ``stem="3x3"`` is the form for 28×28 images: a 3×3 stride-1 stem convolution, so that
+    the max pool alone halves the image (28 → 14 instead of 28 → 7).
 
     Differs from d2l: this is the ResNet-18 of d2l's ResNet chapter. d2l 1.0.3's function
     ``resnet18(num_classes, in_channels=1)`` is the "slightly modified" one of its
@@ -368,8 +370,12 @@ def resnet18(width: float = 1.0, num_classes: int = 10) -> nn.Sequential:
     :class:`TypeError` that says to write ``resnet18(num_classes=10)``.
     """
     _check_width("resnet18", width)
+    if stem not in ("7x7", "3x3"):
+        raise ValueError(f'stem must be "7x7" or "3x3", got {stem!r}')
     c = [_scaled(ch, width) for ch in (64, 128, 256, 512)]
     conv, pool = _stem(c[0])
+    if stem == "3x3":
+        conv = nn.Conv2d(1, c[0], kernel_size=3, padding=1)
     stages = [_resnet_stage(c[0], c[0], 2, first=True)]
     stages += [_resnet_stage(c[i - 1], c[i], 2, first=False) for i in range(1, 4)]
     return nn.Sequential(

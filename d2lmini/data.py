@@ -34,10 +34,7 @@ import torch
 from torch.nn import functional as F
 
 __all__ = [
-    "DATA_ENV",
-    "SYSTEM_DIR",
     "FashionMNISTBatches",
-    "default_data_root",
     "get_dataloader_workers",
     "get_fashion_mnist_labels",
     "load_data_fashion_mnist",
@@ -45,7 +42,6 @@ __all__ = [
     "load_fashion_mnist_splits",
     "prepare_fashion_mnist",
     "read_fashion_mnist",
-    "read_idx",
 ]
 
 DATA_ENV = "D2LMINI_DATA"
@@ -310,6 +306,10 @@ class FashionMNISTBatches:
         labels of different lengths.
     """
 
+    #: What the batches are for ("train", "val" or "test"): :func:`~d2lmini.train`
+    #: names the accuracy on its third iterator after it.
+    split = "test"
+
     def __init__(
         self,
         images: torch.Tensor,
@@ -405,6 +405,7 @@ def load_data_fashion_mnist(
     test_iter = FashionMNISTBatches(
         test_images, test_labels, batch_size, shuffle=False, resize=resize, device=device
     )
+    train_iter.split = "train"
     return train_iter, test_iter
 
 
@@ -458,11 +459,13 @@ def load_fashion_mnist_splits(
             x, y, batch_size, shuffle=shuffle, resize=resize, device=device, generator=gen
         )
 
-    return Splits(
+    splits = Splits(
         batches(images[train_idx], labels[train_idx], shuffle=True, gen=generator),
         batches(images[val_idx], labels[val_idx], shuffle=False),
         batches(test_images, test_labels, shuffle=False),
     )
+    splits.train.split, splits.val.split = "train", "val"
+    return splits
 
 
 def load_fashion_mnist_datasets(

@@ -80,7 +80,8 @@ def _train(recipe: dict[str, Any], root: str | Path | None) -> tuple[nn.Sequenti
     from .data import load_data_fashion_mnist
     from .devices import try_gpu
     from .env import seed_everything
-    from .training import init_cnn, sgd_recipe, train
+    from .recipes import Recipe, init_cnn
+    from .training import train
 
     epochs, max_batches = recipe["epochs"], recipe["max_batches"]
     seed_everything(recipe["seed"])
@@ -91,12 +92,10 @@ def _train(recipe: dict[str, Any], root: str | Path | None) -> tuple[nn.Sequenti
     train_iter, test_iter = load_data_fashion_mnist(
         recipe["batch_size"], root=root, device=device, generator=generator
     )
-    steps = epochs * min(len(train_iter), max_batches or len(train_iter))
-    optimizer, scheduler = sgd_recipe(net.parameters(), recipe["lr"], steps)
+    sgd = Recipe(recipe["lr"], "one_cycle", momentum=0.9, weight_decay=5e-4)
     history = train(
-        net, train_iter, test_iter, epochs, device=device, optimizer=optimizer,
-        scheduler=scheduler, step_scheduler="batch", max_batches=max_batches,
-        plot=False, progress=False, summary=False,
+        net, train_iter, test_iter, epochs, device=device, recipe=sgd,
+        max_batches=max_batches, display=False,
     )  # fmt: skip
     return net.cpu().eval(), history.train_seconds, history.device
 
@@ -108,7 +107,7 @@ def trained_lenet(
     """LeNet (ReLU, max pooling) trained on Fashion-MNIST, on the CPU in eval mode.
 
     The recipe is Part IV's: Xavier initialisation, SGD with momentum and a one-cycle
-    schedule (:func:`~d2lmini.sgd_recipe`) with peak rate ``lr``, for ``epochs`` epochs
+    schedule (a :class:`~d2lmini.Recipe`) with peak rate ``lr``, for ``epochs`` epochs
     of at most ``max_batches`` batches, the data order fixed by ``seed``. The first call
     trains (on :func:`~d2lmini.try_gpu`) and saves the weights atomically, with a
     checksum, to :func:`lenet_cache_path`; later calls with the same recipe load them.

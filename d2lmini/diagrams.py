@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-__all__ = ["data_parallel_step", "draw_grid", "grid_figure", "show_maps"]
+__all__ = ["data_parallel_step", "draw_grid", "grid_figure", "layer_stacks", "show_maps"]
 
 Window = tuple[int, int, int, int]
 """A rectangle of cells: ``(row, col, height, width)``."""
@@ -79,8 +79,7 @@ def draw_grid(
         origin: where the top-left corner of the grid goes.
         highlight: one window ``(row, col, height, width)`` or a list of them: their
             cells are shaded and each window gets a thick frame.
-        muted: a 2-D boolean mask of the same shape; ``True`` cells are drawn in grey
-            (padding, for example).
+        muted: a boolean mask of the same shape; ``True`` cells are grey (padding, say).
         title: text centred above the grid.
         fmt: format string for the numbers.
         fontsize: size of the numbers (the title is drawn slightly larger).
@@ -233,4 +232,55 @@ def data_parallel_step() -> Figure:
     ax.set_ylim(0.1, 3.9)
     ax.axis("off")
     ax.set_title("One data-parallel training step with two workers")
+    return fig
+
+
+#: Box colours by the first matching word of a layer's label (lower case).
+LAYER_COLORS = {"conv": "#cfe2f3", "pool": "#fce5cd", "dense": "#d9ead3", "bn": "#e6d0ef",
+                "norm": "#e6d0ef", "concat": "#ffffff", "+": "#ffffff"}  # fmt: skip
+
+
+def layer_stacks(
+    stacks: dict[str, Sequence[str]],
+    skips: Sequence[tuple[int, int, int, str]] = (),
+    title: str | None = None,
+) -> Figure:
+    """Networks or blocks as columns of labelled boxes, input at the top.
+
+    ``stacks`` maps a column title to its layers' labels; consecutive boxes are joined
+    by arrows, and each box is coloured by its kind (:data:`LAYER_COLORS`). A skip
+    ``(column, from_box, to_box, label)`` is an arrow on the column's right, from the
+    bottom of one box around to another (a shortcut, a concatenation).
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    depth = max(len(layers) for layers in stacks.values())
+    fig, ax = plt.subplots(figsize=(2.4 * len(stacks), 0.4 * depth + 0.8))
+    for col, (name, layers) in enumerate(stacks.items()):
+        x = 3.2 * col
+        ax.text(x + 1, 0.6, name, ha="center", fontsize=9, weight="bold")
+        for row, label in enumerate(layers):
+            kind = next((k for k in LAYER_COLORS if k in label.lower()), None)
+            color = LAYER_COLORS[kind] if kind else "#eeeeee"
+            box = FancyBboxPatch((x, -row - 0.15), 2, 0.3, boxstyle="round,pad=0.04",
+                                 facecolor=color, edgecolor="black", linewidth=0.6)  # fmt: skip
+            ax.add_patch(box)
+            ax.text(x + 1, -row, label, ha="center", va="center", fontsize=7.5)
+            if row:
+                ax.add_patch(FancyArrowPatch((x + 1, 1 - row - 0.2), (x + 1, -row + 0.2),
+                                             arrowstyle="->", mutation_scale=8))  # fmt: skip
+    for col, start, end, label in skips:
+        if not (0 <= start < end < len(list(stacks.values())[col])):
+            raise ValueError(f"skip {(col, start, end)} does not join two boxes of column {col}")
+        x = 3.2 * col + 2.05
+        ax.plot([x, x + 0.25, x + 0.25], [-start, -start, -end], color=OUTLINE, lw=0.9)
+        ax.add_patch(FancyArrowPatch((x + 0.25, -end), (x, -end), arrowstyle="->",
+                                     mutation_scale=8, color=OUTLINE))  # fmt: skip
+        ax.text(x + 0.32, -(start + end) / 2, label, fontsize=7, color=OUTLINE, va="center")
+    ax.set_xlim(-0.2, 3.2 * len(stacks) - 0.4)
+    ax.set_ylim(-depth + 0.4, 1.0)
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=10)
     return fig

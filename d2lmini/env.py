@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import random
 from importlib import metadata
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -11,7 +14,7 @@ import torch
 from .devices import try_gpu
 from .profiles import current_profile
 
-__all__ = ["env_info", "seed_everything"]
+__all__ = ["env_info", "read_study", "seed_everything"]
 
 
 def seed_everything(seed: int = 0) -> None:
@@ -43,3 +46,20 @@ def env_info() -> str:
     )
     print(line)
     return line
+
+
+def read_study(name: str, start: str | Path | None = None) -> dict[str, Any]:
+    """The report ``bench/NAME.json`` of a committed study, found by walking up from
+    ``start`` (default: the working directory) to the repository's ``bench/`` folder.
+
+    :raises FileNotFoundError: naming the script that writes it, when it is missing.
+    """
+    here = Path(start or Path.cwd()).resolve()
+    for folder in [here, *here.parents]:
+        path = folder / "bench" / f"{name}.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+    raise FileNotFoundError(
+        f"bench/{name}.json not found above {here}: run `python bench/{name}.py` in a "
+        f"clone of the book's repository (it writes bench/{name}.json and .md)"
+    )

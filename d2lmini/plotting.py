@@ -241,3 +241,36 @@ def show_images(
             ax.set_title(titles[i])
     axes[0].figure.tight_layout()  # keep multi-line titles off the row above
     return axes
+
+
+class _DisplayWriter:
+    """A file-like object that shows tqdm's bar as one updating notebook output."""
+
+    def __init__(self) -> None:
+        self._handle: Any = None
+
+    def write(self, text: str) -> None:
+        line = text.replace("\r", "").strip()
+        if not line:
+            return
+        from IPython.display import display
+
+        bundle = {"text/plain": line}
+        if self._handle is None:
+            self._handle = display(bundle, raw=True, display_id=True)
+        else:
+            self._handle.update(bundle, raw=True)
+
+    def flush(self) -> None:
+        pass
+
+
+def _progress_bar(total: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    notebook = _in_notebook()
+    return tqdm(
+        total=total, disable=not enabled, file=_DisplayWriter() if notebook else None,
+        ncols=80, ascii=False if notebook else None, mininterval=1.0, unit="batch",
+        desc="training",
+    )  # fmt: skip

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["PROFILES", "PROFILE_ENV", "Settings", "choose", "current_profile"]
+__all__ = ["Settings", "choose", "current_profile"]
 
 PROFILE_ENV = "D2LMINI_PROFILE"
 PROFILES = ("full", "laptop", "smoke")

@@ -1,11 +1,11 @@
-"""Training and evaluation for classifiers, in the spirit of d2l's ``train_ch6``.
+"""The training loop for classifiers, in the spirit of d2l's ``train_ch6``.
 
 Differences from d2l: :func:`train` never re-initialises the network (that is the
-caller's job), shows a progress bar and a live plot that leaves one static figure,
-counts examples/sec over *all* training time (data included), can stop each epoch
-after ``max_batches`` (smoke tests), can checkpoint every epoch and resume, stops with
-a clear error when the loss diverges, and returns a :class:`History` that notebooks
-assert on.
+caller's job), takes a :class:`~d2lmini.Recipe` for everything beyond plain SGD, shows a
+progress bar and a live plot that leaves one static figure, counts examples/sec over
+*all* training time (data included), stops with a clear error when the loss diverges,
+calls callbacks after every epoch (checkpoints: :class:`~d2lmini.Checkpoint`), and
+returns a :class:`History` that notebooks assert on.
 """
 
 from __future__ import annotations
@@ -13,78 +13,22 @@ from __future__ import annotations
 import math
 import numbers
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
-from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from .recipes import Recipe, Scheduler
 
-__all__ = [
-    "Accumulator",
-    "History",
-    "accuracy",
-    "evaluate_accuracy",
-    "fit_full_batch",
-    "init_cnn",
-    "train",
-]
+__all__ = ["Callback", "History", "TrainState", "evaluate_accuracy", "fit_full_batch", "train"]
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+Predict = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 
 
-def accuracy(y_hat: torch.Tensor, y: torch.Tensor) -> float:
-    """Number of correct predictions (d2l's convention: a count, not a fraction).
-
-    :param y_hat: scores of shape (N, classes), or predicted labels of shape (N,).
-    :param y: true labels of shape (N,).
-    :raises ValueError: if the predictions and the labels have different shapes (d2l's
-        version broadcasts them silently and returns a meaningless count).
-    """
-    if y_hat.ndim > 1 and y_hat.shape[1] > 1:
-        y_hat = y_hat.argmax(dim=1)
-    if y_hat.shape != y.shape:
-        raise ValueError(
-            f"predictions {tuple(y_hat.shape)} and labels {tuple(y.shape)} do not match"
-        )
-    return float((y_hat.type(y.dtype) == y).sum())
-
-
-class Accumulator:
-    """Keep running sums of ``n`` quantities.
-
-    :param n: how many sums to keep.
-    """
-
-    def __init__(self, n: int) -> None:
-        self.data = [0.0] * n
-
-    def add(self, *args: float) -> None:
-        """Add one value to each sum.
-
-        :raises ValueError: if the number of values is not ``n`` (d2l's version drops
-            extra values and ignores missing ones silently).
-        """
-        if len(args) != len(self.data):
-            raise ValueError(f"expected {len(self.data)} values, got {len(args)}")
-        self.data = [a + float(b) for a, b in zip(self.data, args)]
-
-    def reset(self) -> None:
-        """Set every sum to zero."""
-        self.data = [0.0] * len(self.data)
-
-    def __getitem__(self, idx: int) -> float:
-        return self.data[idx]
-
-
-def _batch_limit(max_batches: int | None) -> float:
-    return float("inf") if max_batches is None else max_batches
-
-
-def _check_count(name: str, value: Any, allow_none: bool = False) -> None:
+def check_count(name: str, value: Any, allow_none: bool = False) -> None:
     """Raise unless ``value`` is an int >= 1 (or ``None`` when allowed)."""
     if value is None and allow_none:
         return
@@ -95,55 +39,45 @@ def _check_count(name: str, value: Any, allow_none: bool = False) -> None:
         raise ValueError(f"{name} must be >= 1, got {value}")
 
 
+def _correct(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """How many rows of ``scores`` (N, classes) put the highest score on ``y`` (a tensor)."""
+    if scores.ndim != 2 or scores.shape[0] != y.shape[0]:
+        raise ValueError(f"scores {tuple(scores.shape)} do not match labels {tuple(y.shape)}")
+    return (scores.argmax(dim=1) == y).sum()
+
+
 def evaluate_accuracy(
     net: nn.Module,
     data_iter: Batches,
     device: torch.device | str | None = None,
     max_batches: int | None = None,
+    predict: Predict | None = None,
 ) -> float:
     """Accuracy of ``net`` on ``data_iter`` in eval mode without gradients.
 
-    d2l calls this ``evaluate_accuracy_gpu``.
-
-    Differs from d2l: the module's previous train/eval mode is restored afterwards (d2l
-    leaves it in eval mode), ``max_batches`` can cap the batches, and an empty
-    ``data_iter`` raises :class:`ValueError` instead of ``ZeroDivisionError``.
-
-    :param net: the classifier.
-    :param data_iter: ``(X, y)`` batches.
-    :param device: where to compute; by default the device of ``net``'s parameters.
-    :param max_batches: evaluate at most this many batches (all by default).
-    :returns: the fraction of correct predictions.
-    :raises ValueError: if ``data_iter`` yields no examples.
+    d2l calls this ``evaluate_accuracy_gpu``. Differs from d2l: the module's train/eval
+    mode is restored afterwards, ``max_batches`` caps the batches, ``predict(net, X)``
+    can replace ``net(X)`` (e.g. :func:`~d2lmini.flip_test`), the count stays on the
+    device until the end, and an empty ``data_iter`` raises :class:`ValueError`.
     """
-    return _evaluate(net, data_iter, device, max_batches, "the data iterator")
-
-
-def _evaluate(
-    net: nn.Module,
-    data_iter: Batches,
-    device: torch.device | str | None,
-    max_batches: int | None,
-    name: str,
-) -> float:
-    _check_count("max_batches", max_batches, allow_none=True)
-    if device is None:
-        device = next(iter(net.parameters())).device
-    was_training = net.training
+    check_count("max_batches", max_batches, allow_none=True)
+    device = device if device is not None else next(iter(net.parameters())).device
+    predict = predict or (lambda model, X: model(X))
+    was_training, correct, n = net.training, torch.zeros((), device=device), 0
     net.eval()
-    metric = Accumulator(2)  # correct predictions, examples
     try:
         with torch.no_grad():
             for i, (X, y) in enumerate(data_iter):
-                if i >= _batch_limit(max_batches):
+                if max_batches is not None and i >= max_batches:
                     break
                 X, y = X.to(device), y.to(device)
-                metric.add(accuracy(net(X), y), y.numel())
+                correct += _correct(predict(net, X), y)
+                n += y.numel()
     finally:
         net.train(was_training)
-    if metric[1] == 0:
-        raise ValueError(f"{name} yielded no examples")
-    return metric[0] / metric[1]
+    if n == 0:
+        raise ValueError("the data iterator yielded no examples")
+    return correct.item() / n
 
 
 def fit_full_batch(
@@ -168,51 +102,6 @@ def fit_full_batch(
     return losses
 
 
-def init_cnn(module: nn.Module) -> None:
-    """Xavier-uniform initialisation for linear and conv layers: ``net.apply(init_cnn)``.
-
-    Differs from d2l: subclasses of ``nn.Linear`` and ``nn.Conv2d`` are initialised too
-    (``isinstance``; d2l compares the exact type). Biases are left alone, as in d2l.
-    """
-    if isinstance(module, (nn.Linear, nn.Conv2d)):
-        nn.init.xavier_uniform_(module.weight)
-
-
-def sgd_recipe(
-    params: Iterable[torch.nn.Parameter],
-    lr: float,
-    total_steps: int,
-    one_cycle: bool = True,
-    momentum: float = 0.9,
-    weight_decay: float = 5e-4,
-) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
-    """The optimizer and schedule of Part IV's ``laptop`` recipe, or d2l's plain SGD.
-
-    With ``one_cycle=True``: SGD with momentum and ``weight_decay``, and a ``OneCycleLR``
-    schedule that warms the rate up from ``lr / 25`` to ``lr`` over the first 30 % of
-    ``total_steps`` and anneals it to almost zero; pass the scheduler to :func:`train`
-    with ``step_scheduler="batch"``. ``OneCycleLR`` also cycles the momentum against the
-    rate, from 0.95 down to 0.85 at the peak and back, replacing ``momentum``. With
-    ``one_cycle=False``: d2l's recipe, plain SGD with the constant rate ``lr`` and no
-    scheduler (``momentum`` and ``weight_decay`` unused).
-
-    :param params: the parameters to optimise, e.g. ``net.parameters()``.
-    :param lr: the peak (one-cycle) or constant learning rate, > 0.
-    :param total_steps: the number of optimizer steps of the whole run, >= 1:
-        ``num_epochs * batches_per_epoch``.
-    :returns: ``(optimizer, scheduler)``; the scheduler is ``None`` without one-cycle.
-    :raises ValueError: for ``lr <= 0`` or ``total_steps < 1``.
-    """
-    _check_count("total_steps", total_steps)
-    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr > 0:
-        raise ValueError(f"lr must be a number > 0, got {lr!r}")
-    if not one_cycle:
-        return torch.optim.SGD(params, lr=lr), None
-    optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps)
-    return optimizer, scheduler
-
-
 @dataclass
 class History:
     """What :func:`train` measured, one entry per epoch."""
@@ -223,8 +112,8 @@ class History:
     examples: int = 0
     train_seconds: float = 0.0
     device: str = "cpu"
-    #: What the third iterator of :func:`train` holds ("test", or "val" when tuning):
-    #: ``test_acc`` is the accuracy on it, and the summary and plot use this name.
+    #: What the third iterator of :func:`train` holds: ``"test"``, or ``"val"`` for a
+    #: validation split (its ``split`` attribute); ``test_acc`` is the accuracy on it.
     eval_name: str = "test"
 
     @property
@@ -246,44 +135,29 @@ class History:
         )
 
 
-class _DisplayWriter:
-    """A file-like object that shows tqdm's bar as one updating notebook output."""
+@dataclass
+class TrainState:
+    """The run as callbacks see it; ``epoch`` counts finished epochs, ``stop`` ends it."""
 
-    def __init__(self) -> None:
-        self._handle: Any = None
-
-    def write(self, text: str) -> None:
-        line = text.replace("\r", "").strip()
-        if not line:
-            return
-        from IPython.display import display
-
-        bundle = {"text/plain": line}
-        if self._handle is None:
-            self._handle = display(bundle, raw=True, display_id=True)
-        else:
-            self._handle.update(bundle, raw=True)
-
-    def flush(self) -> None:
-        pass
+    net: nn.Module
+    recipe: Recipe
+    optimizer: torch.optim.Optimizer
+    scheduler: Scheduler | None
+    history: History
+    device: torch.device
+    num_epochs: int
+    epoch: int = 0
+    stop: bool = False
 
 
-def _progress_bar(total: int, enabled: bool) -> Any:
-    from tqdm import tqdm
+class Callback(Protocol):
+    """Behaviour added to :func:`train`: subclass it and override either method."""
 
-    from .plotting import _in_notebook
+    def on_start(self, state: TrainState) -> None:
+        """Called once before the first epoch (e.g. to resume from a checkpoint)."""
 
-    notebook = _in_notebook()
-    return tqdm(
-        total=total, disable=not enabled, file=_DisplayWriter() if notebook else None,
-        ncols=80, ascii=False if notebook else None, mininterval=1.0, unit="batch",
-        desc="training",
-    )  # fmt: skip
-
-
-def _initial_lrs(param_groups: list[dict[str, Any]]) -> list[float]:
-    """The learning rate each group was built with (before any scheduler changed it)."""
-    return [float(group.get("initial_lr", group["lr"])) for group in param_groups]
+    def on_epoch_end(self, state: TrainState) -> None:
+        """Called after each epoch and its evaluation; set ``state.stop`` to end."""
 
 
 def _check_iterable(name: str, batches: Any, passes: int) -> None:
@@ -320,51 +194,68 @@ def _all_finite(tensors: Iterable[torch.Tensor]) -> bool:
     return bool(_finite_flag(floats)) if floats else True
 
 
-def _diverged(
-    what: str, epoch: int, batch: int, optimizer: torch.optim.Optimizer
-) -> FloatingPointError:
-    return FloatingPointError(
-        f"{what} at epoch {epoch + 1}, batch {batch + 1}: training diverged. The weights "
-        "were not updated with this batch. Try a lower learning rate (it is "
-        f"{optimizer.param_groups[0]['lr']:g})"
-    )
+def _steps_per_epoch(train_iter: Any, max_batches: int | None) -> int | None:
+    try:
+        n = len(train_iter)
+    except TypeError:
+        return max_batches
+    return n if max_batches is None else min(n, max_batches)
 
 
-def _resume_state(
-    checkpoint: Path,
-    device: torch.device,
-    num_epochs: int,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
-) -> dict[str, Any]:
-    """Load ``checkpoint`` and check that it belongs to this run (see :func:`train`)."""
-    state = load_checkpoint(checkpoint, map_location=device)
-    for role, current in [("optimizer", optimizer), ("scheduler", scheduler)]:
-        saved = state.get(f"{role}_type")
-        now = type(current).__name__ if current is not None else None
-        if saved != now:
-            raise ValueError(
-                f"checkpoint {checkpoint} was written with {role} {saved}, but this run "
-                f"uses {role} {now}; build the same {role} as the run that wrote it, or "
-                "delete the checkpoint to start from scratch"
+def _recipe_for(lr: float | None, recipe: Recipe | None) -> Recipe:
+    if recipe is None:
+        if lr is None:
+            raise ValueError("pass lr (for plain SGD) or recipe=Recipe(...)")
+        return Recipe(lr)
+    if lr is not None and lr != recipe.lr:
+        raise ValueError(f"lr={lr} disagrees with recipe.lr={recipe.lr}; pass one of them")
+    return recipe
+
+
+def _train_epoch(
+    state: TrainState, batches: Batches, loss_fn: nn.Module, max_batches: int | None, bar: Any
+) -> tuple[float, float, int]:
+    """One pass over ``batches``: (summed loss, correct predictions, examples)."""
+    net, optimizer, device = state.net, state.optimizer, state.device
+    params = [p for p in net.parameters() if p.requires_grad]
+    loss_sum, correct, n = 0.0, torch.zeros((), device=device), 0
+    net.train()
+    for i, (X, y) in enumerate(batches):
+        if max_batches is not None and i >= max_batches:
+            break
+        X, y = X.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        y_hat = net(state.recipe.augment(X))
+        loss = loss_fn(y_hat, y)
+        optimizer.zero_grad()
+        loss.backward()
+        grads = [p.grad for p in params if p.grad is not None]
+        finite = _finite_flag(grads) if grads else torch.ones((), device=device)
+        loss_value, grads_finite = torch.stack([loss.detach(), finite.to(loss)]).tolist()
+        if not (math.isfinite(loss_value) and grads_finite):
+            raise FloatingPointError(
+                f"the loss is {loss_value:g} or a gradient is not finite at epoch "
+                f"{state.epoch + 1}, batch {i + 1}: training diverged. The weights were not "
+                f"updated with this batch. Try a lower learning rate (it is "
+                f"{optimizer.param_groups[0]['lr']:g})"
             )
-    saved_lrs = _initial_lrs(state["optimizer"]["param_groups"])
-    now_lrs = _initial_lrs(optimizer.param_groups)
-    if len(saved_lrs) != len(now_lrs) or not all(
-        math.isclose(a, b, rel_tol=1e-9) for a, b in zip(saved_lrs, now_lrs)
-    ):
-        raise ValueError(
-            f"checkpoint {checkpoint} was trained with lr {saved_lrs}, but this run asks "
-            f"for lr {now_lrs}; resume with the same lr, or delete the checkpoint to "
-            "start from scratch"
+        optimizer.step()
+        if state.scheduler is not None:
+            state.scheduler.step()
+        loss_sum, correct, n = (
+            loss_sum + loss_value * len(y),
+            correct + _correct(y_hat, y),
+            n + len(y),
         )
-    done = state["epoch"] + 1
-    if done > num_epochs:
-        raise ValueError(
-            f"checkpoint {checkpoint} already holds {done} epochs, more than "
-            f"num_epochs={num_epochs}"
-        )
-    return state
+        bar.update(1)
+    if n == 0:
+        raise ValueError(f"train_iter yielded no examples in epoch {state.epoch + 1}")
+    return loss_sum, correct.item(), n
+
+
+def _plot_epoch(animator: Any, history: History, epoch: int) -> None:
+    if animator is not None:
+        values = history.train_loss[epoch], history.train_acc[epoch], history.test_acc[epoch]
+        animator.add(epoch + 1, values)
 
 
 def train(
@@ -375,213 +266,71 @@ def train(
     lr: float | None = None,
     device: torch.device | str | None = None,
     *,
-    optimizer: torch.optim.Optimizer | None = None,
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-    step_scheduler: str = "epoch",
-    loss: nn.Module | None = None,
+    recipe: Recipe | None = None,
     max_batches: int | None = None,
-    checkpoint: str | Path | None = None,
-    resume: bool = False,
-    plot: bool = True,
-    progress: bool = True,
-    eval_name: str = "test",
-    summary: bool = True,
+    display: bool = True,
+    callbacks: Sequence[Callback] = (),
 ) -> History:
-    """Train a classifier with mini-batch SGD (or ``optimizer``) and return its history.
+    """Train a classifier and return its per-epoch :class:`History`.
 
-    The arguments up to ``device`` are d2l's ``train_ch6(net, train_iter, test_iter,
-    num_epochs, lr, device)``.
+    The positional arguments are d2l's ``train_ch6(net, train_iter, test_iter,
+    num_epochs, lr, device)``: with ``lr``, plain SGD (``Recipe(lr)``). ``recipe`` sets
+    the optimizer, schedule (stepped after every batch), loss, batch augmentation and
+    test-time augmentation instead. ``net`` is *not* re-initialised. ``max_batches`` caps
+    the batches per epoch (training and evaluation). ``display`` switches the progress
+    bar, the live plot and the final summary line together. ``callbacks`` run after
+    every epoch (see :class:`Callback`). A NaN or infinite loss or gradient stops the
+    run with :class:`FloatingPointError` before the weights change.
 
-    Differs from d2l: ``net`` is *not* re-initialised (call
-    ``net.apply(init_cnn)`` first for d2l's initialisation); ``lr`` is optional when an
-    ``optimizer`` is given; the throughput counts all training time, data included;
-    the run stops with :class:`FloatingPointError` when the loss diverges; the live plot
-    shows one point per epoch; and a :class:`History` is returned.
-
-    **Learning rate.** Without ``optimizer``, ``lr`` is required and plain SGD is used.
-    With ``optimizer``, ``lr`` may be left out (the optimizer's is used); if it is given
-    it must equal the learning rate every parameter group was built with (a scheduler's
-    ``initial_lr``), otherwise :class:`ValueError`: passing two different learning rates
-    is almost always a mistake.
-
-    **Divergence.** The loss and the gradients of every batch are checked before
-    ``optimizer.step()``: a NaN or infinity stops training with a
-    :class:`FloatingPointError` naming the epoch and batch, and the weights keep their
-    last finite values. A checkpoint is never written with non-finite weights or buffers.
-
-    **Checkpoints.** With ``checkpoint``, the model, optimizer, scheduler, history and
-    random-generator states are saved atomically after every epoch (see
-    :func:`save_checkpoint`). With ``resume=True`` training continues from that file and
-    prints ``resuming from PATH: k of n epochs done``; if the file does not exist yet it
-    prints ``no checkpoint at PATH, starting from scratch`` and trains from the start,
-    so the same cell works for the first run and after a crash. Resuming checks that the
-    checkpoint belongs to this run: a different optimizer or scheduler type, or a
-    different learning rate, raises :class:`ValueError` naming both (delete the file to
-    start afresh).
-
-    :param net: an initialised model; it is moved to ``device``.
-    :param train_iter: training batches ``(X, y)``, iterable once per epoch.
-    :param test_iter: test batches, evaluated after every epoch.
-    :param num_epochs: the total number of epochs (including resumed ones), >= 1.
-    :param lr: the SGD learning rate; optional when ``optimizer`` is given.
-    :param device: where to train; by default :func:`~d2lmini.try_gpu`.
-    :param optimizer: an optimizer over ``net``'s parameters (default: SGD with ``lr``).
-    :param scheduler: a learning-rate scheduler on ``optimizer``; it steps once per
-        epoch, or after every batch with ``step_scheduler="batch"``.
-    :param step_scheduler: ``"epoch"`` (for schedules counted in epochs, such as
-        ``StepLR``) or ``"batch"`` (for schedules counted in optimizer steps, such as
-        ``OneCycleLR`` with ``total_steps=num_epochs * len(train_iter)``).
-    :param loss: the loss module (default ``nn.CrossEntropyLoss()``).
-    :param max_batches: at most this many batches per epoch, for training and for
-        evaluation (smoke tests).
-    :param checkpoint: a file to save the state to after every epoch.
-    :param resume: continue from ``checkpoint`` when it exists.
-    :param plot: draw the live plot of loss and accuracies.
-    :param progress: show a progress bar.
-    :param eval_name: what ``test_iter`` holds, for the summary, the plot's legend and
-        :attr:`History.eval_name`: ``"test"``, or ``"val"`` when the third iterator is a
-        validation split used to choose hyper-parameters.
-    :param summary: print the final summary line (d2l's output) when done.
-    :returns: the per-epoch losses and accuracies, and the throughput.
     :raises TypeError: for an argument of the wrong type, or a one-shot iterator used
         for more than one epoch.
-    :raises ValueError: for an invalid argument, an empty iterator, ``resume=True``
-        without ``checkpoint``, or a checkpoint that does not match this run.
-    :raises FloatingPointError: when a loss or gradient is NaN or infinite.
+    :raises ValueError: for an invalid argument or an empty iterator.
     """
     from .devices import try_gpu
-    from .plotting import Animator
+    from .plotting import Animator, _progress_bar
 
-    _check_count("num_epochs", num_epochs)
-    _check_count("max_batches", max_batches, allow_none=True)
-    if lr is not None:
-        if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
-            raise TypeError(f"lr must be a number, got {lr!r} ({type(lr).__name__})")
-        if not math.isfinite(lr) or lr < 0:
-            raise ValueError(f"lr must be a finite number >= 0, got {lr}")
-    if optimizer is None:
-        if lr is None:
-            raise ValueError("pass lr (for plain SGD) or an optimizer")
-    else:
-        for i, group_lr in enumerate(_initial_lrs(optimizer.param_groups)):
-            if lr is not None and not math.isclose(lr, group_lr, rel_tol=1e-9):
-                raise ValueError(
-                    f"lr={lr} disagrees with the optimizer's learning rate {group_lr} "
-                    f"(parameter group {i}); leave lr out to use the optimizer's, or "
-                    f"build the optimizer with lr={lr}"
-                )
-    if step_scheduler not in ("epoch", "batch"):
-        raise ValueError(f'step_scheduler must be "epoch" or "batch", got {step_scheduler!r}')
-    if scheduler is not None and optimizer is None:
-        raise ValueError("a scheduler needs the optimizer it was built on: pass optimizer=")
-    if resume and checkpoint is None:
-        raise ValueError("resume=True needs checkpoint=PATH, the file to resume from")
-    checkpoint = Path(checkpoint).expanduser() if checkpoint is not None else None
-
+    check_count("num_epochs", num_epochs)
+    check_count("max_batches", max_batches, allow_none=True)
+    recipe = _recipe_for(lr, recipe)
     device = torch.device(device) if device is not None else try_gpu()
-    net.to(device)
-    if optimizer is None:
-        optimizer = torch.optim.SGD(net.parameters(), lr=lr)
-    loss = loss if loss is not None else nn.CrossEntropyLoss()
-    history = History(device=str(device), eval_name=eval_name)
-    start_epoch = 0
-    if resume and checkpoint is not None:
-        if checkpoint.exists():
-            state = _resume_state(checkpoint, device, num_epochs, optimizer, scheduler)
-            net.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            if scheduler is not None:
-                scheduler.load_state_dict(state["scheduler"])
-            restore_rng_state(state["rng"])
-            history = History(**state["history"])
-            start_epoch = state["epoch"] + 1
-            print(f"resuming from {checkpoint}: {start_epoch} of {num_epochs} epochs done")
-        else:
-            print(f"no checkpoint at {checkpoint}, starting from scratch")
-    passes = num_epochs - start_epoch
-    _check_iterable("train_iter", train_iter, passes)
-    _check_iterable("test_iter", test_iter, passes)
+    steps = _steps_per_epoch(train_iter, max_batches)
+    if steps is None and (recipe.schedule != "constant" or recipe.drop_at is not None):
+        raise TypeError("train_iter has no len(): pass max_batches, the steps per epoch")
+    optimizer, scheduler = recipe.optimizer(net.to(device).parameters(), num_epochs * (steps or 1))
+    history = History(device=str(device), eval_name=getattr(test_iter, "split", "test"))
+    state = TrainState(net, recipe, optimizer, scheduler, history, device, num_epochs)
+    for callback in callbacks:
+        callback.on_start(state)
+    history = state.history  # a callback may have resumed an earlier one
+    _check_iterable("train_iter", train_iter, num_epochs - state.epoch)
+    _check_iterable("test_iter", test_iter, num_epochs - state.epoch)
+    legend = ["train loss", "train acc", f"{history.eval_name} acc"]
+    animator = Animator(xlabel="epoch", xlim=(1, num_epochs), legend=legend) if display else None
+    bar = _progress_bar((steps or 0) * (num_epochs - state.epoch), display)
+    loss_fn = recipe.loss()
+    for epoch in range(state.epoch):  # epochs a callback resumed
+        _plot_epoch(animator, history, epoch)
     try:
-        batches_per_epoch = min(len(train_iter), _batch_limit(max_batches))  # type: ignore
-    except TypeError:
-        batches_per_epoch = max_batches or 0
-    legend = ["train loss", "train acc", f"{eval_name} acc"]
-    animator = Animator(xlabel="epoch", xlim=(1, num_epochs), legend=legend) if plot else None
-    for epoch, values in enumerate(zip(history.train_loss, history.train_acc, history.test_acc)):
-        if animator is not None:
-            animator.add(epoch + 1, values)
-    params = [p for p in net.parameters() if p.requires_grad]
-    bar = _progress_bar(int(batches_per_epoch) * passes, progress)
-    try:
-        for epoch in range(start_epoch, num_epochs):
-            metric = Accumulator(3)  # summed loss, correct predictions, examples
-            net.train()
+        for epoch in range(state.epoch, num_epochs):
             tic = time.perf_counter()
-            for i, (X, y) in enumerate(train_iter):
-                if i >= _batch_limit(max_batches):
-                    break
-                X, y = X.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                optimizer.zero_grad()
-                y_hat = net(X)
-                batch_loss = loss(y_hat, y)
-                batch_loss.backward()
-                # one read from the device for both checks, before the weights change
-                status = [batch_loss.detach().reshape(())]
-                grads = [p.grad for p in params if p.grad is not None]
-                if grads:
-                    status.append(_finite_flag(grads).to(status[0]))
-                loss_value, *grads_finite = torch.stack(status).tolist()
-                if not math.isfinite(loss_value):
-                    raise _diverged(f"the loss is {loss_value}", epoch, i, optimizer)
-                if grads_finite and not grads_finite[0]:
-                    what = f"a gradient is NaN or infinite (the loss is {loss_value:g})"
-                    raise _diverged(what, epoch, i, optimizer)
-                optimizer.step()
-                if scheduler is not None and step_scheduler == "batch":
-                    scheduler.step()
-                with torch.no_grad():
-                    metric.add(loss_value * y.shape[0], accuracy(y_hat, y), y.shape[0])
-                bar.update(1)
-                bar.set_postfix_str(f"epoch {epoch + 1}/{num_epochs}", refresh=False)
-            if metric[2] == 0:
-                raise ValueError(f"train_iter yielded no examples in epoch {epoch + 1}")
-            if scheduler is not None and step_scheduler == "epoch":
-                scheduler.step()
+            loss_sum, correct, n = _train_epoch(state, train_iter, loss_fn, max_batches, bar)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             history.train_seconds += time.perf_counter() - tic
-            history.examples += int(metric[2])
-            test_acc = _evaluate(
-                net, test_iter, device, max_batches, f"test_iter in epoch {epoch + 1}"
+            history.examples += n
+            history.train_loss.append(loss_sum / n)
+            history.train_acc.append(correct / n)
+            history.test_acc.append(
+                evaluate_accuracy(net, test_iter, device, max_batches, recipe.predict)
             )
-            history.train_loss.append(metric[0] / metric[2])
-            history.train_acc.append(metric[1] / metric[2])
-            history.test_acc.append(test_acc)
-            if animator is not None:
-                animator.add(epoch + 1, (history.train_loss[-1], history.train_acc[-1], test_acc))
-            if checkpoint is not None:
-                if not _all_finite(net.state_dict().values()):
-                    raise FloatingPointError(
-                        f"the model holds NaN or infinite values after epoch {epoch + 1}; "
-                        f"not overwriting checkpoint {checkpoint} with them"
-                    )
-                save_checkpoint(
-                    checkpoint,
-                    {
-                        "model": net.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "optimizer_type": type(optimizer).__name__,
-                        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                        "scheduler_type": (
-                            type(scheduler).__name__ if scheduler is not None else None
-                        ),
-                        "epoch": epoch,
-                        "history": asdict(history),
-                        "rng": capture_rng_state(),
-                    },
-                )
+            _plot_epoch(animator, history, epoch)
+            state.epoch = epoch + 1
+            for callback in callbacks:
+                callback.on_epoch_end(state)
+            if state.stop:
+                break
     finally:
         bar.close()
-    if summary:
+    if display:
         print(history.summary())
     return history

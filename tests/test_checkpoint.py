@@ -165,3 +165,113 @@ def test_rng_state_round_trip():
     first = torch.rand(3)
     d2lmini.restore_rng_state(state)
     assert torch.equal(torch.rand(3), first)
+
+
+# --- the Checkpoint callback of d2lmini.train ----------------------------------------
+
+
+def toy_batches(n=512, batch_size=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, 4, generator=g)
+    y = (X[:, 0] + X[:, 1] > 0).long()
+    return [(X[i : i + batch_size], y[i : i + batch_size]) for i in range(0, n, batch_size)]
+
+
+RECIPE = d2lmini.Recipe(0.3, "one_cycle", momentum=0.9, weight_decay=1e-3)
+
+
+def run(epochs, num_epochs=4, callbacks=(), recipe=RECIPE, batches=None):
+    """``epochs`` of a ``num_epochs`` one-cycle run of a seeded network."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+
+    class StopAt(d2lmini.Callback):
+        def on_epoch_end(self, state):
+            state.stop = state.epoch == epochs
+
+    history = d2lmini.train(
+        net, batches or toy_batches(), toy_batches(seed=1), num_epochs, device="cpu",
+        recipe=recipe, display=False, callbacks=[*callbacks, StopAt()],
+    )  # fmt: skip
+    return net, history
+
+
+def test_resume_from_a_checkpoint_equals_uninterrupted_training(tmp_path, capsys):
+    full, ref = run(4)
+    path = tmp_path / "run.pt"
+    run(2, callbacks=[d2lmini.Checkpoint(path)])  # a crash after epoch 2
+    assert f"no checkpoint at {path}, starting from scratch" in capsys.readouterr().out
+    resumed, history = run(4, callbacks=[d2lmini.Checkpoint(path)])  # a new process
+    assert f"resuming from {path}: 2 of 4 epochs done" in capsys.readouterr().out
+    assert history.train_loss == ref.train_loss and history.test_acc == ref.test_acc
+    torch.testing.assert_close(resumed.state_dict(), full.state_dict(), rtol=0, atol=0)
+
+
+def test_resume_of_a_finished_run_returns_its_history(tmp_path):
+    path = tmp_path / "run.pt"
+    net, ref = run(4, callbacks=[d2lmini.Checkpoint(path)])
+    again, history = run(4, callbacks=[d2lmini.Checkpoint(path)])
+    assert history.train_loss == ref.train_loss and history.examples == ref.examples
+    torch.testing.assert_close(again.state_dict(), net.state_dict(), rtol=0, atol=0)
+
+
+def test_resume_false_overwrites_instead_of_resuming(tmp_path, capsys):
+    path = tmp_path / "run.pt"
+    run(2, callbacks=[d2lmini.Checkpoint(path)])
+    _, history = run(1, callbacks=[d2lmini.Checkpoint(path, resume=False)])
+    assert history.epochs == 1 and "resuming" not in capsys.readouterr().out
+    assert d2lmini.load_checkpoint(path)["epoch"] == 1
+
+
+def test_resume_with_another_recipe_names_both(tmp_path):
+    path = tmp_path / "run.pt"
+    run(1, callbacks=[d2lmini.Checkpoint(path)])
+    with pytest.raises(ValueError, match=r"'lr': 0\.3.*'lr': 0\.1.*same recipe"):
+        run(2, callbacks=[d2lmini.Checkpoint(path)], recipe=d2lmini.Recipe(0.1))
+
+
+def test_resume_refuses_a_checkpoint_with_more_epochs(tmp_path):
+    path = tmp_path / "run.pt"
+    run(3, num_epochs=3, callbacks=[d2lmini.Checkpoint(path)])
+    with pytest.raises(ValueError, match="already holds 3 epochs, more than num_epochs=2"):
+        run(2, num_epochs=2, callbacks=[d2lmini.Checkpoint(path)])
+
+
+def test_no_checkpoint_is_written_after_a_divergence(tmp_path):
+    path = tmp_path / "run.pt"
+
+    class EpochTwoHasNaN(list):
+        passes = 0
+
+        def __iter__(self):
+            self.passes += 1
+            batches = [(X.clone(), y) for X, y in toy_batches()]
+            if self.passes == 2:
+                batches[5][0][0, 0] = float("nan")
+            return iter(batches)
+
+    with pytest.raises(FloatingPointError, match="epoch 2, batch 6"):
+        run(3, callbacks=[d2lmini.Checkpoint(path)], batches=EpochTwoHasNaN(toy_batches()))
+    state = d2lmini.load_checkpoint(path)
+    assert state["epoch"] == 1  # the checkpoint of epoch 1 is kept, finite
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_non_finite_buffers_are_not_checkpointed(tmp_path):
+    class Spoils(torch.nn.Module):
+        """A running statistic that overflows, as a broken normalisation layer might."""
+
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(4, 2)
+            self.register_buffer("running", torch.zeros(1))
+
+        def forward(self, X):
+            self.running += float("inf") if self.training else 0.0
+            return self.linear(X)
+
+    path = tmp_path / "run.pt"
+    with pytest.raises(FloatingPointError, match="not overwriting checkpoint"):
+        d2lmini.train(Spoils(), toy_batches(), toy_batches(), 1, 0.1, "cpu", display=False,
+                      callbacks=[d2lmini.Checkpoint(path)])  # fmt: skip
+    assert not path.exists()

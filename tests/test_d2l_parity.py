@@ -259,27 +259,6 @@ def test_devices(d2l):
 # --- training helpers ----------------------------------------------------------------
 
 
-@parity("accuracy")
-def test_accuracy(d2l):
-    g = torch.Generator().manual_seed(0)
-    y_hat, y = torch.randn(50, 10, generator=g), torch.randint(0, 10, (50,), generator=g)
-    assert d2lmini.accuracy(y_hat, y) == d2l.accuracy(y_hat, y) > 0
-    labels = y_hat.argmax(1)
-    assert d2lmini.accuracy(labels, y) == d2l.accuracy(labels, y)
-
-
-@parity("Accumulator")
-def test_accumulator(d2l):
-    ours, theirs = d2lmini.Accumulator(3), d2l.Accumulator(3)
-    for values in [(1, 2.5, torch.tensor(3.0)), (0.5, -1, 2)]:
-        ours.add(*values)
-        theirs.add(*values)
-    assert ours.data == theirs.data and ours[2] == theirs[2]
-    ours.reset()
-    theirs.reset()
-    assert ours.data == theirs.data
-
-
 @parity("Timer")
 def test_timer(d2l):
     ours, theirs = d2lmini.Timer(), d2l.Timer()  # both start when created
@@ -322,7 +301,7 @@ def test_train_matches_train_ch6(d2l, data_root, capsys):
     )
     torch.manual_seed(0)
     ours = small_cnn().apply(d2lmini.init_cnn)  # d2lmini.train never re-initialises
-    history = d2lmini.train(ours, batches, batches, 2, 0.9, cpu, plot=False, progress=False)
+    history = d2lmini.train(ours, batches, batches, 2, 0.9, cpu, display=False)
     assert history.summary().splitlines()[0] == their_line
     for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=0, atol=0)

@@ -121,3 +121,21 @@ def test_data_parallel_step_draws_both_workers_and_the_all_reduce():
     assert sum(label.startswith("same SGD step") for label in labels) == 2
     assert ax.get_title() == "One data-parallel training step with two workers"
     plt.close(fig)
+
+
+def test_layer_stacks_draws_a_box_per_layer_and_the_skips():
+    from matplotlib.patches import FancyBboxPatch
+
+    fig = diagrams.layer_stacks(
+        {"block": ["input", "3×3 conv", "BN", "+"], "net": ["image", "dense 10"]},
+        skips=[(0, 0, 3, "identity")], title="t",
+    )  # fmt: skip
+    ax = fig.axes[0]
+    boxes = [p for p in ax.patches if isinstance(p, FancyBboxPatch)]
+    assert len(boxes) == 6
+    colors = {t.get_text(): b.get_facecolor() for t, b in zip(ax.texts[1:], boxes)}
+    assert to_hex(colors["3×3 conv"]) == diagrams.LAYER_COLORS["conv"]
+    assert {"block", "net", "identity", "dense 10"} <= set(texts(ax))
+    plt.close(fig)
+    with pytest.raises(ValueError, match="does not join"):
+        diagrams.layer_stacks({"a": ["x", "y"]}, skips=[(0, 1, 2, "bad")])
