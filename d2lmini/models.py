@@ -7,9 +7,17 @@ from here.
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
-__all__ = ["conv_output_size", "count_parameters", "lenet", "mlp", "softmax_regression"]
+__all__ = [
+    "conv_output_size",
+    "count_parameters",
+    "lenet",
+    "mlp",
+    "shape_walk",
+    "softmax_regression",
+]
 
 
 def softmax_regression(num_inputs: int = 784, num_outputs: int = 10) -> nn.Sequential:
@@ -74,3 +82,21 @@ def conv_output_size(n: int, kernel_size: int, padding: int = 0, stride: int = 1
             f"kernel {kernel_size} does not fit input {n} with padding {padding} on each side"
         )
     return size
+
+
+def shape_walk(net: nn.Sequential, X: torch.Tensor, show: bool = True) -> list[tuple[int, ...]]:
+    """Pass ``X`` through the layers of ``net`` one by one; print and return each output's
+    shape. It runs in eval mode without gradients (so batch norm takes a batch of one)
+    and puts ``net`` back in the mode it was in."""
+    shapes, was_training = [], net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            for layer in net:
+                X = layer(X)
+                shapes.append(tuple(X.shape))
+                if show:
+                    print(f"{type(layer).__name__:17s} {tuple(X.shape)}")
+    finally:
+        net.train(was_training)
+    return shapes

@@ -36,3 +36,14 @@ def test_lenet_shapes_and_parameter_count(activation, pool):
     assert d2lmini.count_parameters(net) == convs + dense == 61_706
     kinds = {type(m) for m in net}
     assert activation in kinds and pool in kinds
+
+
+def test_shape_walk_prints_and_returns_each_layers_output_shape(capsys):
+    net = d2lmini.bn_lenet().train()
+    shapes = d2lmini.shape_walk(net, torch.zeros(1, 1, 28, 28))  # batch 1: eval mode
+    assert shapes[0] == (1, 6, 24, 24) and shapes[-1] == (1, 10) and len(shapes) == len(net)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[0] == "Conv2d" and lines[0].endswith("(1, 6, 24, 24)")
+    assert net.training  # its mode is restored
+    d2lmini.shape_walk(net, torch.zeros(1, 1, 28, 28), show=False)
+    assert capsys.readouterr().out == ""
