@@ -44,7 +44,8 @@ def current_profile() -> str:
 
 
 class Settings(Mapping[str, Any]):
-    """Read-only settings with attribute access (``hp.epochs``) that print nicely."""
+    """Read-only settings with attribute access (``hp.epochs``); ``print(hp)`` shows the
+    profile and one setting per line."""
 
     def __init__(self, profile: str, values: Mapping[str, Any]) -> None:
         self._profile = profile
@@ -75,8 +76,9 @@ class Settings(Mapping[str, Any]):
         return len(self._values)
 
     def __repr__(self) -> str:
-        items = ", ".join(f"{k}={v!r}" for k, v in self._values.items())
-        return f"profile {self._profile}: {items}"
+        width = max(map(len, self._values), default=0)
+        rows = [f"  {k:{width}s}  {v!r}" for k, v in self._values.items()]
+        return "\n".join([f"profile {self._profile}", *rows])
 
 
 def choose(
