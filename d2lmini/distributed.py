@@ -129,10 +129,9 @@ def _attempts(log_dir: Path, name: str) -> dict[int, dict[int, Path]]:
 
 
 def _read(path: Path) -> str:
-    try:
+    with contextlib.suppress(OSError):
         return path.read_text(errors="replace")
-    except OSError:
-        return ""
+    return ""
 
 
 def _ranks_stdout(log_dir: Path) -> str:

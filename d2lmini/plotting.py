@@ -55,10 +55,7 @@ def _set_axes(
     axes: Axes, xlabel: str | None, ylabel: str | None, xlim: tuple[float, float] | None,
     ylim: tuple[float, float] | None, xscale: str, yscale: str, legend: Sequence[str] | None,
 ) -> None:  # fmt: skip
-    axes.set_xlabel(xlabel or "")
-    axes.set_ylabel(ylabel or "")
-    axes.set_xscale(xscale)
-    axes.set_yscale(yscale)
+    axes.set(xlabel=xlabel or "", ylabel=ylabel or "", xscale=xscale, yscale=yscale)
     if xlim is not None:
         low, high = xlim
         # one epoch gives (1, 1): widen it, or matplotlib warns of a singular transform
