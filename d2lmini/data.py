@@ -33,8 +33,6 @@ from typing import Any, NamedTuple
 import torch
 from torch.nn import functional as F
 
-from .training import check_count
-
 __all__ = [
     "FashionMNISTBatches", "get_dataloader_workers", "get_fashion_mnist_labels",
     "load_data_fashion_mnist", "load_fashion_mnist_datasets", "load_fashion_mnist_splits",
@@ -230,6 +228,8 @@ def read_fashion_mnist(
 
 
 def _check_batch_size(batch_size: Any) -> int:
+    from .training import check_count  # lazily, like checkpoint.py: no import cycle
+
     check_count("batch_size", batch_size)
     return int(batch_size)
 
