@@ -15,6 +15,7 @@ loaded with ``torch.load(..., weights_only=True)``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import hashlib
@@ -29,13 +30,9 @@ from typing import Any
 import torch
 
 __all__ = [
-    "Checkpoint",
-    "CheckpointError",
-    "capture_rng_state",
-    "load_checkpoint",
-    "restore_rng_state",
+    "Checkpoint", "CheckpointError", "capture_rng_state", "load_checkpoint", "restore_rng_state",
     "save_checkpoint",
-]
+]  # fmt: skip
 
 MAGIC = b"D2LMINI-CHECKPOINT 1\n"
 _DIGEST_PREFIX = b"sha256 "
@@ -66,16 +63,12 @@ def _permission_error(exc: OSError) -> bool:
 
 def _fsync_dir(folder: Path) -> None:
     """Make a rename in ``folder`` durable (POSIX); silently skipped where unsupported."""
-    try:
+    with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
@@ -202,9 +195,8 @@ def load_checkpoint(
         state = torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
     except _LOAD_ERRORS as exc:
         raise CheckpointError(
-            f"cannot load checkpoint {path} with weights_only=True: it holds objects that "
-            f"are unsafe to unpickle, or it was written by an incompatible PyTorch. "
-            f"Cause: {exc}"
+            f"cannot load checkpoint {path} with weights_only=True: it holds objects that are "
+            f"unsafe to unpickle, or it was written by an incompatible PyTorch. Cause: {exc}"
         ) from exc
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, not a dict")
@@ -287,11 +279,8 @@ class Checkpoint:
                 f"not overwriting checkpoint {self.path} with them"
             )
         scheduler = state.scheduler.state_dict() if state.scheduler is not None else None
-        save_checkpoint(
-            self.path,
-            dict(
-                model=model, optimizer=state.optimizer.state_dict(), scheduler=scheduler,
-                recipe=dataclasses.asdict(state.recipe), epoch=state.epoch,
-                history=dataclasses.asdict(state.history), rng=capture_rng_state(),
-            ),
-        )  # fmt: skip
+        save_checkpoint(self.path, dict(
+            model=model, optimizer=state.optimizer.state_dict(), scheduler=scheduler,
+            recipe=dataclasses.asdict(state.recipe), epoch=state.epoch,
+            history=dataclasses.asdict(state.history), rng=capture_rng_state(),
+        ))  # fmt: skip

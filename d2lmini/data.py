@@ -34,15 +34,10 @@ import torch
 from torch.nn import functional as F
 
 __all__ = [
-    "FashionMNISTBatches",
-    "get_dataloader_workers",
-    "get_fashion_mnist_labels",
-    "load_data_fashion_mnist",
-    "load_fashion_mnist_datasets",
-    "load_fashion_mnist_splits",
-    "prepare_fashion_mnist",
-    "read_fashion_mnist",
-]
+    "FashionMNISTBatches", "get_dataloader_workers", "get_fashion_mnist_labels",
+    "load_data_fashion_mnist", "load_fashion_mnist_datasets", "load_fashion_mnist_splits",
+    "prepare_fashion_mnist", "read_fashion_mnist",
+]  # fmt: skip
 
 DATA_ENV = "D2LMINI_DATA"
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -127,9 +122,7 @@ def _writable_raw_dir(root: Path) -> Path:
 
 
 def prepare_fashion_mnist(
-    root: str | Path | None = None,
-    system_dir: str | Path = SYSTEM_DIR,
-    download: bool = True,
+    root: str | Path | None = None, system_dir: str | Path = SYSTEM_DIR, download: bool = True
 ) -> Path:
     """Make sure the four raw files are in ``ROOT/FashionMNIST/raw/``; return ``ROOT``.
 
@@ -235,12 +228,9 @@ def read_fashion_mnist(
 
 
 def _check_batch_size(batch_size: Any) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
-        raise TypeError(
-            f"batch_size must be an int >= 1, got {batch_size!r} ({type(batch_size).__name__})"
-        )
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    from .training import check_count  # lazily, like checkpoint.py: no import cycle
+
+    check_count("batch_size", batch_size)
     return int(batch_size)
 
 
@@ -256,13 +246,9 @@ def _as_size(resize: int | Sequence[int] | None) -> tuple[int, int] | None:
 
     if positive_int(resize):
         return (int(resize), int(resize))  # type: ignore[arg-type]
-    if (
-        isinstance(resize, Sequence)
-        and not isinstance(resize, (str, bytes))
-        and len(resize) == 2
-        and all(positive_int(v) for v in resize)
-    ):
-        return (int(resize[0]), int(resize[1]))
+    if isinstance(resize, Sequence) and not isinstance(resize, (str, bytes)):
+        if len(resize) == 2 and all(positive_int(v) for v in resize):
+            return (int(resize[0]), int(resize[1]))
     raise ValueError(
         "resize must be None, an int >= 1 or a pair (height, width) of them, "
         f"got {resize!r} ({type(resize).__name__})"
@@ -311,15 +297,10 @@ class FashionMNISTBatches:
     split = "test"
 
     def __init__(
-        self,
-        images: torch.Tensor,
-        labels: torch.Tensor,
-        batch_size: int,
-        shuffle: bool = False,
-        resize: int | Sequence[int] | None = None,
-        device: torch.device | str | None = None,
+        self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, shuffle: bool = False,
+        resize: int | Sequence[int] | None = None, device: torch.device | str | None = None,
         generator: torch.Generator | None = None,
-    ) -> None:
+    ) -> None:  # fmt: skip
         self.batch_size = _check_batch_size(batch_size)
         self.size = _as_size(resize)
         self.generator = _check_generator(generator)
@@ -329,8 +310,7 @@ class FashionMNISTBatches:
                 "must have the same first dimension"
             )
         device = torch.device(device) if device is not None else images.device
-        self.images = images.to(device)
-        self.labels = labels.to(device)
+        self.images, self.labels = images.to(device), labels.to(device)
         self.shuffle = shuffle
 
     @property
@@ -364,12 +344,9 @@ class FashionMNISTBatches:
 
 
 def load_data_fashion_mnist(
-    batch_size: int,
-    resize: int | Sequence[int] | None = None,
-    root: str | Path | None = None,
-    device: torch.device | str | None = None,
-    generator: torch.Generator | None = None,
-) -> tuple[FashionMNISTBatches, FashionMNISTBatches]:
+    batch_size: int, resize: int | Sequence[int] | None = None, root: str | Path | None = None,
+    device: torch.device | str | None = None, generator: torch.Generator | None = None,
+) -> tuple[FashionMNISTBatches, FashionMNISTBatches]:  # fmt: skip
     """Return ``(train_iter, test_iter)`` over real Fashion-MNIST (d2l's name and order).
 
     The training iterator reshuffles on every pass; the test iterator keeps the file
@@ -418,14 +395,10 @@ class Splits(NamedTuple):
 
 
 def load_fashion_mnist_splits(
-    batch_size: int,
-    val_size: int = 10_000,
-    resize: int | Sequence[int] | None = None,
-    root: str | Path | None = None,
-    device: torch.device | str | None = None,
-    seed: int = 0,
+    batch_size: int, val_size: int = 10_000, resize: int | Sequence[int] | None = None,
+    root: str | Path | None = None, device: torch.device | str | None = None, seed: int = 0,
     generator: torch.Generator | None = None,
-) -> Splits:
+) -> Splits:  # fmt: skip
     """Return ``(train_iter, val_iter, test_iter)``: a validation split for tuning.
 
     ``val_size`` images are drawn at random (fixed by ``seed``, independent of the global
@@ -452,17 +425,14 @@ def load_fashion_mnist_splits(
     val_idx, train_idx = order[:val_size], order[val_size:]
     test_images, test_labels = read_fashion_mnist("test", root)
 
-    def batches(
-        x: torch.Tensor, y: torch.Tensor, shuffle: bool, gen: torch.Generator | None = None
-    ) -> FashionMNISTBatches:
-        return FashionMNISTBatches(
-            x, y, batch_size, shuffle=shuffle, resize=resize, device=device, generator=gen
-        )
+    def batches(x: torch.Tensor, y: torch.Tensor, shuffle: bool = False) -> FashionMNISTBatches:
+        gen = generator if shuffle else None  # only the training order is drawn
+        return FashionMNISTBatches(x, y, batch_size, shuffle, resize, device, generator=gen)
 
     splits = Splits(
-        batches(images[train_idx], labels[train_idx], shuffle=True, gen=generator),
-        batches(images[val_idx], labels[val_idx], shuffle=False),
-        batches(test_images, test_labels, shuffle=False),
+        batches(images[train_idx], labels[train_idx], shuffle=True),
+        batches(images[val_idx], labels[val_idx]),
+        batches(test_images, test_labels),
     )
     splits.train.split, splits.val.split = "train", "val"
     return splits

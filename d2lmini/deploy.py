@@ -63,9 +63,7 @@ def lenet_cache_path(
 
     recipe = _recipe(epochs, lr, batch_size, max_batches, seed)
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
-    folder = Path(cache_dir).expanduser() if cache_dir is not None else (
-        default_data_root() / "models"
-    )  # fmt: skip
+    folder = default_data_root() / "models" if cache_dir is None else Path(cache_dir).expanduser()
     return folder / f"lenet-{key}.ckpt"
 
 
@@ -83,7 +81,6 @@ def _train(recipe: dict[str, Any], root: str | Path | None) -> tuple[nn.Sequenti
     from .recipes import Recipe, init_cnn
     from .training import train
 
-    epochs, max_batches = recipe["epochs"], recipe["max_batches"]
     seed_everything(recipe["seed"])
     net = _new_lenet()
     net.apply(init_cnn)
@@ -94,8 +91,8 @@ def _train(recipe: dict[str, Any], root: str | Path | None) -> tuple[nn.Sequenti
     )
     sgd = Recipe(recipe["lr"], "one_cycle", momentum=0.9, weight_decay=5e-4)
     history = train(
-        net, train_iter, test_iter, epochs, device=device, recipe=sgd,
-        max_batches=max_batches, display=False,
+        net, train_iter, test_iter, recipe["epochs"], device=device, recipe=sgd,
+        max_batches=recipe["max_batches"], display=False,
     )  # fmt: skip
     return net.cpu().eval(), history.train_seconds, history.device
 
@@ -136,8 +133,7 @@ def trained_lenet(
         random.setstate(rng[1])
         np.random.set_state(rng[2])
     save_checkpoint(path, {"recipe": recipe, "model": net.state_dict()})
-    print(f"trained LeNet in {seconds:.0f} s on {device} "
-          f"and cached it ({path.name})")  # fmt: skip
+    print(f"trained LeNet in {seconds:.0f} s on {device} and cached it ({path.name})")
     return net
 
 

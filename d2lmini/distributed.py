@@ -10,6 +10,7 @@ to pick its communication backend and device, on a laptop or a multi-node GPU cl
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
+
+from .devices import num_gpus
 
 __all__ = ["Placement", "backend_and_device", "device_type_for", "run_torchrun"]
 
@@ -50,9 +53,7 @@ def _env_int(env: Mapping[str, str], name: str) -> int:
 
 
 def backend_and_device(
-    device_type: str = "auto",
-    env: Mapping[str, str] | None = None,
-    cuda_devices: int | None = None,
+    device_type: str = "auto", env: Mapping[str, str] | None = None, cuda_devices: int | None = None
 ) -> Placement:
     """Choose this rank's backend and device from torchrun's variables and the GPUs.
 
@@ -77,8 +78,7 @@ def backend_and_device(
     local_world = _env_int(env, "LOCAL_WORLD_SIZE")
     if not 0 <= local_rank < local_world:
         raise ValueError(f"LOCAL_RANK={local_rank} must be in [0, LOCAL_WORLD_SIZE={local_world})")
-    if cuda_devices is None:
-        cuda_devices = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    cuda_devices = num_gpus() if cuda_devices is None else cuda_devices
     if device_type == "cpu" or (device_type == "auto" and cuda_devices == 0):
         return Placement("gloo", torch.device("cpu"))
     if cuda_devices == 0:
@@ -107,8 +107,7 @@ def device_type_for(nproc_per_node: int, gpus: int | None = None) -> str:
 
     :param gpus: the machine's CUDA device count (default: what torch sees).
     """
-    if gpus is None:
-        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    gpus = num_gpus() if gpus is None else gpus
     if 0 < gpus < nproc_per_node:
         print(f"{gpus} GPU(s) for {nproc_per_node} processes: device_type='cpu' (gloo)")
         return "cpu"
@@ -129,17 +128,10 @@ def _attempts(log_dir: Path, name: str) -> dict[int, dict[int, Path]]:
     return dict(sorted(found.items()))
 
 
-def _rank_files(log_dir: Path, name: str) -> dict[int, Path]:
-    """``{local_rank: file}`` of the last attempt."""
-    attempts = _attempts(log_dir, name)
-    return attempts[max(attempts)] if attempts else {}
-
-
 def _read(path: Path) -> str:
-    try:
+    with contextlib.suppress(OSError):
         return path.read_text(errors="replace")
-    except OSError:
-        return ""
+    return ""
 
 
 def _ranks_stdout(log_dir: Path) -> str:
@@ -181,21 +173,15 @@ def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
         proc.wait()
         return
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)  # torchrun forwards it to its workers
-    except ProcessLookupError:
-        pass
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        pass
     workers += _descendants(proc.pid)
     for pid in [proc.pid, *workers]:
         for kill in (os.killpg, os.kill):  # the worker's group, then the process itself
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
     proc.wait()
     deadline = time.monotonic() + _GRACE_SECONDS  # let the kernel reap killed workers
     while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in workers):
@@ -203,13 +189,9 @@ def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
 
 
 def run_torchrun(
-    script: str | Path,
-    nproc_per_node: int = 2,
-    args: Sequence[str | Path | int | float] = (),
-    timeout: float = 120.0,
-    env: Mapping[str, str] | None = None,
-    max_restarts: int = 0,
-) -> str:
+    script: str | Path, nproc_per_node: int = 2, args: Sequence[str | Path | int | float] = (),
+    timeout: float = 120.0, env: Mapping[str, str] | None = None, max_restarts: int = 0,
+) -> str:  # fmt: skip
     """Run ``script`` in ``nproc_per_node`` processes with ``torchrun`` and return its output.
 
     The command is ``python -m torch.distributed.run --standalone --nproc_per_node=N
@@ -243,26 +225,20 @@ def run_torchrun(
         raise ValueError(f"timeout must be positive, got {timeout!r}")
     if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < 0:
         raise ValueError(f"max_restarts must be an int >= 0, got {max_restarts!r}")
-    child_env = dict(os.environ, OMP_NUM_THREADS="1")
-    child_env.update(env or {})
+    child_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     with tempfile.TemporaryDirectory(prefix="d2lmini-torchrun-") as tmp:
         log_dir = Path(tmp) / "logs"
         command = [
             sys.executable, "-m", "torch.distributed.run", "--standalone",
             f"--nproc_per_node={nproc_per_node}", f"--max-restarts={max_restarts}",
-            f"--log-dir={log_dir}", "--redirects=3",
-            str(script), *map(str, args),
+            f"--log-dir={log_dir}", "--redirects=3", str(script), *map(str, args),
         ]  # fmt: skip
         out_path, err_path = Path(tmp) / "stdout", Path(tmp) / "stderr"
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             proc = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                env=child_env,
+                command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=child_env,
                 start_new_session=os.name == "posix",
-            )
+            )  # fmt: skip
             try:
                 returncode = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -275,17 +251,16 @@ def run_torchrun(
             except BaseException:  # KeyboardInterrupt: leave nothing running
                 _kill_tree(proc)
                 raise
-        output = _read(out_path) + _ranks_stdout(log_dir)
         if returncode == 0:
-            return output
+            return _read(out_path) + _ranks_stdout(log_dir)
         launcher_err = _read(err_path)
-        stderr_files = _rank_files(log_dir, "stderr.log")
+        attempts = _attempts(log_dir, "stderr.log")
+        stderr_files = attempts[max(attempts)] if attempts else {}  # the last attempt's
         # torchrun's report lists the first failure under "Root Cause" and the ranks it
         # then stopped (SIGTERM, exit code -15) under "Failures".
         others, _, root = launcher_err.rpartition("Root Cause")
         failed = {int(r): int(c) for r, c in _FAILURE.findall(root)}
-        stopped = {int(r): int(c) for r, c in _FAILURE.findall(others)}
-        stopped = {r: c for r, c in stopped.items() if r not in failed}
+        stopped = {int(r): int(c) for r, c in _FAILURE.findall(others) if int(r) not in failed}
         if failed:
             summary = "failing rank(s): " + ", ".join(
                 f"{r} (exit code {c})" for r, c in sorted(failed.items())

@@ -52,19 +52,10 @@ def set_figsize(figsize: tuple[float, float] = (3.5, 2.5)) -> None:
 
 
 def _set_axes(
-    axes: Axes,
-    xlabel: str | None,
-    ylabel: str | None,
-    xlim: tuple[float, float] | None,
-    ylim: tuple[float, float] | None,
-    xscale: str,
-    yscale: str,
-    legend: Sequence[str] | None,
-) -> None:
-    axes.set_xlabel(xlabel or "")
-    axes.set_ylabel(ylabel or "")
-    axes.set_xscale(xscale)
-    axes.set_yscale(yscale)
+    axes: Axes, xlabel: str | None, ylabel: str | None, xlim: tuple[float, float] | None,
+    ylim: tuple[float, float] | None, xscale: str, yscale: str, legend: Sequence[str] | None,
+) -> None:  # fmt: skip
+    axes.set(xlabel=xlabel or "", ylabel=ylabel or "", xscale=xscale, yscale=yscale)
     if xlim is not None:
         low, high = xlim
         # one epoch gives (1, 1): widen it, or matplotlib warns of a singular transform
@@ -77,19 +68,12 @@ def _set_axes(
 
 
 def plot(
-    X: Any,
-    Y: Any = None,
-    xlabel: str | None = None,
-    ylabel: str | None = None,
-    legend: Sequence[str] | None = None,
-    xlim: tuple[float, float] | None = None,
-    ylim: tuple[float, float] | None = None,
-    xscale: str = "linear",
-    yscale: str = "linear",
-    fmts: Sequence[str] = ("-", "m--", "g-.", "r:"),
-    figsize: tuple[float, float] = (3.5, 2.5),
+    X: Any, Y: Any = None, xlabel: str | None = None, ylabel: str | None = None,
+    legend: Sequence[str] | None = None, xlim: tuple[float, float] | None = None,
+    ylim: tuple[float, float] | None = None, xscale: str = "linear", yscale: str = "linear",
+    fmts: Sequence[str] = ("-", "m--", "g-.", "r:"), figsize: tuple[float, float] = (3.5, 2.5),
     axes: Axes | None = None,
-) -> Axes:
+) -> Axes:  # fmt: skip
     """Plot one or several curves.
 
     ``plot(y)`` plots a sequence against its index; ``plot(x, [y1, y2])`` plots
@@ -105,17 +89,13 @@ def plot(
     import matplotlib.pyplot as plt
 
     def to_list(v: Any) -> Any:
-        if hasattr(v, "detach"):
-            return v.detach().cpu().numpy()
-        return v
+        return v.detach().cpu().numpy() if hasattr(v, "detach") else v
 
     def has_one_axis(v: Any) -> bool:
         v = to_list(v)
-        return (
-            hasattr(v, "ndim")
-            and v.ndim == 1
-            or (isinstance(v, list) and not hasattr(v[0], "__len__"))
-        )
+        if isinstance(v, list):  # a list of numbers, not of curves
+            return not hasattr(v[0], "__len__")
+        return hasattr(v, "ndim") and v.ndim == 1
 
     if Y is None:
         X, Y = [[]] * (1 if has_one_axis(X) else len(X)), X
@@ -153,17 +133,11 @@ class Animator:
     """
 
     def __init__(
-        self,
-        xlabel: str | None = None,
-        ylabel: str | None = None,
-        legend: Sequence[str] | None = None,
-        xlim: tuple[float, float] | None = None,
-        ylim: tuple[float, float] | None = None,
-        xscale: str = "linear",
-        yscale: str = "linear",
-        fmts: Sequence[str] = ("-", "m--", "g-.", "r:"),
-        figsize: tuple[float, float] = (3.5, 2.5),
-    ) -> None:
+        self, xlabel: str | None = None, ylabel: str | None = None,
+        legend: Sequence[str] | None = None, xlim: tuple[float, float] | None = None,
+        ylim: tuple[float, float] | None = None, xscale: str = "linear", yscale: str = "linear",
+        fmts: Sequence[str] = ("-", "m--", "g-.", "r:"), figsize: tuple[float, float] = (3.5, 2.5),
+    ) -> None:  # fmt: skip
         import matplotlib.pyplot as plt
 
         use_svg_display()
@@ -180,8 +154,7 @@ class Animator:
         if not isinstance(ys, Sequence):
             ys = [ys]
         if not self.X:
-            self.X = [[] for _ in ys]
-            self.Y = [[] for _ in ys]
+            self.X, self.Y = [[] for _ in ys], [[] for _ in ys]
         for i, y in enumerate(ys):
             if y is not None:
                 self.X[i].append(x)
@@ -208,11 +181,7 @@ class Animator:
 
 
 def show_images(
-    imgs: Any,
-    num_rows: int,
-    num_cols: int,
-    titles: Sequence[str] | None = None,
-    scale: float = 1.5,
+    imgs: Any, num_rows: int, num_cols: int, titles: Sequence[str] | None = None, scale: float = 1.5
 ) -> Any:
     """Show a grid of images (tensors of shape HxW or CxHxW, or PIL images).
 
@@ -225,8 +194,7 @@ def show_images(
     import matplotlib.pyplot as plt
 
     use_svg_display()
-    figsize = (num_cols * scale, num_rows * scale)
-    _, axes = plt.subplots(num_rows, num_cols, figsize=figsize)
+    _, axes = plt.subplots(num_rows, num_cols, figsize=(num_cols * scale, num_rows * scale))
     axes = axes.flatten() if hasattr(axes, "flatten") else [axes]
     for i, (ax, img) in enumerate(zip(axes, imgs)):
         if hasattr(img, "detach"):

@@ -48,8 +48,7 @@ class Settings(Mapping[str, Any]):
     profile and one setting per line."""
 
     def __init__(self, profile: str, values: Mapping[str, Any]) -> None:
-        self._profile = profile
-        self._values = dict(values)
+        self._profile, self._values = profile, dict(values)
 
     @property
     def profile(self) -> str:
@@ -59,12 +58,9 @@ class Settings(Mapping[str, Any]):
     def __getattr__(self, key: str) -> Any:
         if key.startswith("_"):
             raise AttributeError(key)
-        try:
-            return self._values[key]
-        except KeyError:
-            raise AttributeError(
-                f"no setting {key!r}; settings are {sorted(self._values)}"
-            ) from None
+        if key not in self._values:
+            raise AttributeError(f"no setting {key!r}; settings are {sorted(self._values)}")
+        return self._values[key]
 
     def __getitem__(self, key: str) -> Any:
         return self._values[key]
@@ -82,11 +78,9 @@ class Settings(Mapping[str, Any]):
 
 
 def choose(
-    full: Mapping[str, Any],
-    laptop: Mapping[str, Any] | None = None,
-    smoke: Mapping[str, Any] | None = None,
-    profile: str | None = None,
-) -> Settings:
+    full: Mapping[str, Any], laptop: Mapping[str, Any] | None = None,
+    smoke: Mapping[str, Any] | None = None, profile: str | None = None,
+) -> Settings:  # fmt: skip
     """Return the settings of the active profile.
 
     ``full`` holds every setting. ``laptop`` overrides some of them; ``smoke``
@@ -95,8 +89,7 @@ def choose(
     name = profile if profile is not None else current_profile()
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
-    layers = [("laptop", laptop or {}), ("smoke", smoke or {})]
-    for layer_name, layer in layers:
+    for layer_name, layer in [("laptop", laptop or {}), ("smoke", smoke or {})]:
         unknown = sorted(set(layer) - set(full))
         if unknown:
             raise KeyError(

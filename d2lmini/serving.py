@@ -86,10 +86,8 @@ class Predictor:
     def __init__(self, model_path: str | Path, threads: int | None = None) -> None:
         import onnxruntime as ort
 
-        model_path = Path(model_path)
-        self.spec: dict[str, Any] = json.loads(
-            model_path.with_suffix(".json").read_text(encoding="utf-8")
-        )
+        spec_path = Path(model_path).with_suffix(".json")
+        self.spec: dict[str, Any] = json.loads(spec_path.read_text(encoding="utf-8"))
         options = ort.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = threads
@@ -99,8 +97,7 @@ class Predictor:
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """The logits for a float32 batch of shape (N, 1, height, width)."""
-        feed = {self.spec["input_name"]: batch}
-        return self.session.run([self.spec["output_name"]], feed)[0]
+        return self.session.run([self.spec["output_name"]], {self.spec["input_name"]: batch})[0]
 
     def classify(self, data: bytes) -> dict[str, Any]:
         """Classify one PNG: ``{"class", "label", "probabilities"}``.
@@ -189,8 +186,7 @@ def make_server(
     """
     server = _PredictorServer((host, port), _Handler)
     server.predictor = Predictor(model_path, threads=threads)
-    server.max_body = max_body
-    server.log = log
+    server.max_body, server.log = max_body, log
     return server
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Mapping
 
@@ -62,20 +63,13 @@ class Timer:
 
     def cumsum(self) -> list[float]:
         """Running total after each lap."""
-        out, total = [], 0.0
-        for t in self.times:
-            total += t
-            out.append(total)
-        return out
+        return list(itertools.accumulate(self.times))
 
 
 def time_in_turn(
-    fns: Mapping[str, Callable[[], object]],
-    rounds: int = 5,
-    seconds: float = 1.0,
-    device: torch.device | str | None = None,
-    warmup: int = 3,
-) -> dict[str, list[float]]:
+    fns: Mapping[str, Callable[[], object]], rounds: int = 5, seconds: float = 1.0,
+    device: torch.device | str | None = None, warmup: int = 3,
+) -> dict[str, list[float]]:  # fmt: skip
     """Seconds per call of each function, timed in turn: ``{name: [one per round]}``.
 
     Each of ``rounds`` rounds times every function once, for ``seconds / rounds`` with
@@ -108,12 +102,11 @@ def time_in_turn(
         for _ in range(warmup):
             fn()
     samples: dict[str, list[float]] = {name: [] for name in fns}
+    threads = torch.get_num_threads()  # each benchmark.Timer restores it when it is done
     for _ in range(rounds):
         for name, fn in fns.items():
             timer = benchmark.Timer(
-                stmt="fn(); sync()",
-                globals=dict(fn=fn, sync=sync),
-                num_threads=torch.get_num_threads(),
+                stmt="fn(); sync()", globals=dict(fn=fn, sync=sync), num_threads=threads
             )
             samples[name].append(timer.blocked_autorange(min_run_time=seconds / rounds).median)
     return samples
