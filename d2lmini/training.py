@@ -274,10 +274,11 @@ def train(
     """Train a classifier and return its per-epoch :class:`History`.
 
     The positional arguments are d2l's ``train_ch6(net, train_iter, test_iter,
-    num_epochs, lr, device)``: with ``lr``, plain SGD (``Recipe(lr)``). ``recipe`` sets
-    the optimizer, schedule (stepped after every batch), loss, batch augmentation and
-    test-time augmentation instead. ``net`` is *not* re-initialised. ``max_batches`` caps
-    the batches per epoch (training and evaluation). ``display`` switches the progress
+    num_epochs, lr, device)``: with ``lr``, plain SGD (``Recipe(lr)``). Differs from d2l:
+    ``recipe`` sets the optimizer, schedule (stepped after every batch), loss, batch
+    augmentation and test-time augmentation; ``net`` is *not* re-initialised;
+    ``max_batches`` caps the batches per epoch (training and evaluation); the
+    throughput counts data loading; ``display`` switches the progress
     bar, the live plot and the final summary line together. ``callbacks`` run after
     every epoch (see :class:`Callback`). A NaN or infinite loss or gradient stops the
     run with :class:`FloatingPointError` before the weights change.
