@@ -4,24 +4,8 @@ Import it as ``import d2lmini``. Heavy dependencies (matplotlib, torchvision, tq
 load only when a function that needs them is called.
 """
 
-from . import (
-    checkpoint,
-    cnn,
-    data,
-    deploy,
-    devices,
-    distributed,
-    env,
-    models,
-    performance,
-    plotting,
-    profiles,
-    recipes,
-    scratch,
-    serving,
-    timer,
-    training,
-)
+import types as _types
+
 from .checkpoint import *  # noqa: F403
 from .cnn import *  # noqa: F403
 from .data import *  # noqa: F403
@@ -40,22 +24,9 @@ from .timer import *  # noqa: F403
 from .training import *  # noqa: F403
 
 __version__ = "0.1.0"
-#: Every public name; each module lists its own in its ``__all__``.
+#: Every public name: what the modules export in their own ``__all__``.
 __all__ = sorted(
-    checkpoint.__all__
-    + cnn.__all__
-    + data.__all__
-    + deploy.__all__
-    + devices.__all__
-    + distributed.__all__
-    + env.__all__
-    + models.__all__
-    + performance.__all__
-    + plotting.__all__
-    + profiles.__all__
-    + recipes.__all__
-    + scratch.__all__
-    + serving.__all__
-    + timer.__all__
-    + training.__all__
+    name
+    for name, value in globals().items()
+    if not name.startswith("_") and not isinstance(value, _types.ModuleType)
 )

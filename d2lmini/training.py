@@ -183,10 +183,7 @@ def _finite_flag(tensors: list[torch.Tensor]) -> torch.Tensor:
     overflow the way a sum of squares can. On a GPU ``get_total_norm`` fuses the
     per-tensor work into a few kernels.
     """
-    get_total_norm = getattr(torch.nn.utils, "get_total_norm", None)  # torch >= 2.6
-    if get_total_norm is not None:
-        return torch.isfinite(get_total_norm(tensors, norm_type=math.inf))
-    return torch.stack([torch.isfinite(t).all() for t in tensors]).all()
+    return torch.isfinite(torch.nn.utils.get_total_norm(tensors, norm_type=math.inf))
 
 
 def _all_finite(tensors: Iterable[torch.Tensor]) -> bool:
