@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import multiprocessing
 import platform
@@ -49,6 +50,14 @@ TARGETS = dict(alexnet=0.902, vgg=0.919, nin=0.865, googlenet=0.896, bn_lenet=0.
                resnet18=0.926, densenet=0.893)  # fmt: skip
 
 
+#: How a network's weights start (``Study.init``).
+INITS = {
+    "kaiming": d2lmini.init_kaiming,  # convolutions: fan_out
+    "kaiming_fan_in": functools.partial(d2lmini.init_kaiming, mode="fan_in"),
+    "xavier": d2lmini.init_cnn,
+}
+
+
 @dataclass(frozen=True)
 class Study:
     """One model of the study: how it is built and trained, and its learning-rate grid."""
@@ -59,7 +68,7 @@ class Study:
     image: int
     num_epochs: int
     grid: tuple[float, ...]
-    init: str = "kaiming"  # or "xavier" (d2lmini.init_cnn)
+    init: str = "kaiming"  # a key of INITS
     batch_size: int = 128
 
     def recipe(self, lr: float) -> d2lmini.Recipe:
@@ -85,16 +94,16 @@ STUDIES = {
         Study(
             "nin", "nin((3, 1, 1), width=1/6, final_relu=False)",
             lambda: d2lmini.nin((3, 1, 1), width=1 / 6, final_relu=False),
-            28, 7, (0.015, 0.03, 0.06),
+            28, 7, (0.015, 0.03, 0.06), "kaiming_fan_in",
         ),
         Study(
             "googlenet", "googlenet(width=1/4)", lambda: d2lmini.googlenet(1 / 4),
-            28, 14, (0.05, 0.1, 0.2),
+            28, 14, (0.05, 0.1, 0.2), "kaiming_fan_in",
         ),
         Study("bn_lenet", "bn_lenet()", d2lmini.bn_lenet, 28, 15, (0.1, 0.2, 0.4), "xavier"),
         Study(
             "resnet18", 'resnet18(width=1/4, stem="3x3")',
-            lambda: d2lmini.resnet18(1 / 4, stem="3x3"), 28, 7, (0.1, 0.2, 0.4),
+            lambda: d2lmini.resnet18(1 / 4, stem="3x3"), 28, 7, (0.05, 0.1, 0.2, 0.4),
         ),
         Study(
             "densenet", "densenet(16, 32, (4, 4, 4))",
@@ -129,7 +138,7 @@ def train_once(study: Study, recipe: d2lmini.Recipe, kind: str, seed: int) -> di
         )
     d2lmini.seed_everything(seed)
     net = study.build()
-    net.apply(d2lmini.init_kaiming if study.init == "kaiming" else d2lmini.init_cnn)
+    net.apply(INITS[study.init])
     result: dict[str, Any] = dict(
         kind=kind, lr=recipe.lr, seed=seed, threads=torch.get_num_threads()
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -28,17 +29,20 @@ def init_cnn(module: nn.Module) -> None:
         nn.init.xavier_uniform_(module.weight)
 
 
-def init_kaiming(module: nn.Module) -> None:
+def init_kaiming(module: nn.Module, mode: Literal["fan_in", "fan_out"] = "fan_out") -> None:
     """Kaiming-normal weights for ReLU networks (He et al., 2015), zero biases.
 
-    Convolutions keep the variance of the gradients (``mode="fan_out"``, as torchvision's
-    ResNet); linear layers keep that of the activations (``mode="fan_in"``).
+    Linear layers keep the variance of the activations (``fan_in``). Convolutions use
+    ``mode``: ``"fan_out"`` keeps that of the gradients (torchvision's ResNet), and
+    ``"fan_in"`` that of the activations, which a deep network without batch norm
+    needs where its 1×1 convolutions shrink the channels (GoogLeNet, NiN): pass
+    ``functools.partial(init_kaiming, mode="fan_in")`` to ``net.apply``.
     """
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f'mode must be "fan_in" or "fan_out", got {mode!r}')
     if isinstance(module, (nn.Linear, nn.Conv2d)):
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-        else:
-            nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+        fan: Literal["fan_in", "fan_out"] = mode if isinstance(module, nn.Conv2d) else "fan_in"
+        nn.init.kaiming_normal_(module.weight, mode=fan, nonlinearity="relu")
         if module.bias is not None:
             nn.init.zeros_(module.bias)
 
