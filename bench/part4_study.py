@@ -94,16 +94,16 @@ STUDIES = {
         Study(
             "nin", "nin((3, 1, 1), width=1/6, final_relu=False)",
             lambda: d2lmini.nin((3, 1, 1), width=1 / 6, final_relu=False),
-            28, 7, (0.015, 0.03, 0.06), "kaiming_fan_in",
+            28, 12, (0.015, 0.03, 0.06, 0.12), "kaiming_fan_in",
         ),
         Study(
             "googlenet", "googlenet(width=1/4)", lambda: d2lmini.googlenet(1 / 4),
-            28, 14, (0.05, 0.1, 0.2), "kaiming_fan_in",
+            28, 20, (0.025, 0.05, 0.1, 0.2), "kaiming_fan_in",
         ),
         Study("bn_lenet", "bn_lenet()", d2lmini.bn_lenet, 28, 15, (0.1, 0.2, 0.4), "xavier"),
         Study(
             "resnet18", 'resnet18(width=1/4, stem="3x3")',
-            lambda: d2lmini.resnet18(1 / 4, stem="3x3"), 28, 7, (0.05, 0.1, 0.2, 0.4),
+            lambda: d2lmini.resnet18(1 / 4, stem="3x3"), 28, 10, (0.05, 0.1, 0.2),
         ),
         Study(
             "densenet", "densenet(16, 32, (4, 4, 4))",

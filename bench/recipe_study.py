@@ -45,7 +45,7 @@ LADDER: list[tuple[str, str, str, dict[str, Any], tuple[float, ...] | None, int]
     ("plain", "d2l: SGD at a constant rate, Xavier init", "xavier", {},
      (0.1, 0.3, 0.9), 128),
     ("one_cycle", "+ Nesterov momentum 0.9 and a one-cycle schedule", "xavier",
-     dict(schedule="one_cycle", momentum=0.9, nesterov=True), (0.05, 0.1, 0.2), 128),
+     dict(schedule="one_cycle", momentum=0.9, nesterov=True), (0.025, 0.05, 0.1, 0.2), 128),
     ("kaiming", "+ Kaiming initialisation", "kaiming", {}, None, 128),
     ("weight_decay", "+ weight decay 5e-4", "kaiming", dict(weight_decay=5e-4), None, 128),
     ("smoothing", "+ label smoothing 0.1", "kaiming", dict(label_smoothing=0.1), None, 128),
@@ -91,7 +91,7 @@ def rate(name: str, report: dict[str, Any]) -> float | None:
             break
     assert last_tuned is not None
     tuned = report["steps"][last_tuned]
-    runs = [r for r in tuned["runs"] if r["seed"] == 0]
+    runs = [r for r in tuned["runs"] if r["seed"] == 0 and r["lr"] in tuned["grid"]]
     if len(runs) < len(tuned["grid"]):
         return None  # still tuning
     lr = max(runs, key=final)["lr"]
@@ -158,7 +158,7 @@ def load() -> dict[str, Any]:
     report["steps"] = {}
     for name, step in steps().items():
         kept = {k: v for k, v in old.get(name, {}).items() if k not in ("runs", "summary")}
-        same = kept == step
+        same = {**kept, "grid": step["grid"]} == step  # a wider grid keeps the runs
         report["steps"][name] = dict(step, runs=old[name]["runs"] if same else [])
     return report
 

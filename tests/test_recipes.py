@@ -1,3 +1,5 @@
+import functools
+
 import pytest
 import torch
 from torch import nn
@@ -133,3 +135,13 @@ def test_modern_recipe_takes_changes():
     assert (recipe.flip, recipe.label_smoothing, recipe.shift) == (False, 0.0, 2)
     X = torch.rand(4, 1, 6, 6)
     assert d2lmini.Recipe(0.1).augment(X) is X
+
+
+def test_init_kaiming_fan_in_keeps_a_shrinking_convolution_tame():
+    conv = nn.Conv2d(256, 32, kernel_size=1)  # a 1×1 reduction, as in Inception
+    conv.apply(functools.partial(d2lmini.init_kaiming, mode="fan_in"))
+    assert conv.weight.std().item() == pytest.approx((2 / 256) ** 0.5, rel=0.05)
+    conv.apply(d2lmini.init_kaiming)  # fan_out: 8 times the variance here
+    assert conv.weight.std().item() == pytest.approx((2 / 32) ** 0.5, rel=0.05)
+    with pytest.raises(ValueError, match="fan_in"):
+        d2lmini.init_kaiming(conv, mode="fan")
