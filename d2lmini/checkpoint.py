@@ -22,8 +22,9 @@ import hashlib
 import io
 import os
 import pickle
-import tempfile
+import uuid
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,21 +45,20 @@ class CheckpointError(RuntimeError):
     """A checkpoint file exists but cannot be used (truncated, corrupt or unsafe)."""
 
 
-def _umask() -> int:
-    """The process's file-creation mask, read without changing it where possible."""
+@contextlib.contextmanager
+def _explain_permission(message: str) -> Iterator[None]:
+    """Re-raise a permission failure (also a read-only disk) as a PermissionError saying
+    ``message`` and the system's reason."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)  # the only portable way to read it is to set it
-    os.umask(mask)
-    return mask
-
-
-def _permission_error(exc: OSError) -> bool:
-    return isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+        yield
+    except OSError as exc:
+        if isinstance(exc, PermissionError) or exc.errno in (
+            errno.EACCES,
+            errno.EPERM,
+            errno.EROFS,
+        ):
+            raise PermissionError(f"{message} ({exc.strerror})") from exc
+        raise
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -98,43 +98,35 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
         )
     folder = path.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        with _explain_permission(
+            f"cannot save a checkpoint to {path}: no permission to "
+            f"create the folder {folder}; choose a writable location"
+        ):
+            folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as exc:
         raise NotADirectoryError(
             f"cannot save a checkpoint to {path}: a parent of it is a file, not a folder "
             f"({exc.filename})"
         ) from exc
-    except OSError as exc:
-        if _permission_error(exc):
-            raise PermissionError(
-                f"cannot save a checkpoint to {path}: no permission to create the folder "
-                f"{folder} ({exc.strerror}); choose a writable location"
-            ) from exc
-        raise
     buffer = io.BytesIO()
     torch.save(state, buffer)
     payload = buffer.getbuffer()
     digest = hashlib.sha256(payload).hexdigest().encode("ascii")
+    with _explain_permission(
+        f"cannot save a checkpoint to {path}: no permission to write in {folder} (it is "
+        "written to a temporary file there, then renamed); choose a folder you can write to"
+    ):
+        tmp = folder / f".{path.name}.{uuid.uuid4().hex[:12]}.part"
+        file = open(tmp, "xb")  # a new file, with open's permissions (0o666 minus the umask)
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=path.name, suffix=".part")
-    except OSError as exc:
-        if _permission_error(exc):
-            raise PermissionError(
-                f"cannot save a checkpoint to {path}: no permission to write in {folder} "
-                f"({exc.strerror}). The checkpoint is written to a temporary file in that "
-                "folder and then renamed; choose a folder you can write to"
-            ) from exc
-        raise
-    try:
-        with os.fdopen(fd, "wb") as f:
+        with file as f:
             f.write(MAGIC + _DIGEST_PREFIX + digest + b"\n")
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0o600 files
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(folder)
     return path
@@ -164,15 +156,8 @@ def load_checkpoint(
         raise IsADirectoryError(f"checkpoint path {path} is a folder, not a checkpoint file")
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
+    with _explain_permission(f"cannot read checkpoint {path}: check its owner and mode (ls -l)"):
         data = path.read_bytes()
-    except OSError as exc:
-        if _permission_error(exc):
-            raise PermissionError(
-                f"cannot read checkpoint {path}: permission denied ({exc.strerror}); "
-                "check the file's owner and mode (ls -l)"
-            ) from exc
-        raise
     if not data.startswith(MAGIC):
         if data.startswith(b"PK\x03\x04"):
             raise CheckpointError(

@@ -21,21 +21,9 @@ import torch
 from torch import nn
 
 __all__ = [
-    "DenseBlock",
-    "Inception",
-    "Residual",
-    "alexnet",
-    "alexnet_28",
-    "bn_lenet",
-    "densenet",
-    "googlenet",
-    "nin",
-    "nin_block",
-    "resnet18",
-    "transition_block",
-    "vgg",
-    "vgg_block",
-]
+    "DenseBlock", "Inception", "Residual", "alexnet", "alexnet_28", "bn_lenet", "densenet",
+    "googlenet", "nin", "nin_block", "resnet18", "transition_block", "vgg", "vgg_block",
+]  # fmt: skip
 
 #: VGG-11's convolutional part: (number of convolutions, output channels) per block.
 VGG11_ARCH: tuple[tuple[int, int], ...] = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
@@ -330,11 +318,8 @@ class Residual(nn.Module):
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
         self.bn1 = nn.BatchNorm2d(out_channels)
         self.bn2 = nn.BatchNorm2d(out_channels)
-        self.conv3 = (
-            nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=strides)
-            if use_1x1conv
-            else None
-        )
+        shortcut = nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=strides)
+        self.conv3 = shortcut if use_1x1conv else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.relu(self.bn1(self.conv1(x)))

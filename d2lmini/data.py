@@ -17,7 +17,6 @@ by indexing a shuffled permutation; scaling to ``[0, 1]`` and resizing happen pe
 
 from __future__ import annotations
 
-import errno
 import gzip
 import math
 import numbers
@@ -32,6 +31,8 @@ from typing import Any, NamedTuple
 
 import torch
 from torch.nn import functional as F
+
+from .checkpoint import _explain_permission
 
 __all__ = [
     "FashionMNISTBatches", "get_dataloader_workers", "get_fashion_mnist_labels",
@@ -100,10 +101,11 @@ def _writable_raw_dir(root: Path) -> Path:
     """Create ``ROOT/FashionMNIST/raw`` if needed and check that files can be added."""
     raw = _raw_dir(root)
     try:
-        raw.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=raw, prefix=".write-test")
-        os.close(fd)
-        os.unlink(probe)
+        with _explain_permission(f"cannot write the Fashion-MNIST files into {raw}; {_root_fix()}"):
+            raw.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(dir=raw, prefix=".write-test")
+            os.close(fd)
+            os.unlink(probe)
     except (FileExistsError, NotADirectoryError) as exc:
         blocking = next(
             (p for p in (root, root / "FashionMNIST", raw) if p.exists() and not p.is_dir()),
@@ -112,12 +114,6 @@ def _writable_raw_dir(root: Path) -> Path:
         raise NotADirectoryError(
             f"cannot use {root} as the data root: {blocking} is a file, not a folder; {_root_fix()}"
         ) from exc
-    except OSError as exc:
-        if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EROFS):
-            raise PermissionError(
-                f"cannot write the Fashion-MNIST files into {raw} ({exc.strerror}); {_root_fix()}"
-            ) from exc
-        raise
     return raw
 
 
@@ -183,7 +179,7 @@ def read_idx(path: str | Path) -> torch.Tensor:
     if len(data) != expected:
         raise ValueError(
             f"{path} has {len(data)} bytes but its header {tuple(shape)} needs {expected}: "
-            f"the file is truncated or corrupt; delete it ({path}) so that it is fetched again"
+            f"{_delete_hint(path)}"
         )
     buffer = bytearray(data[header:])  # writable copy: torch wants writable memory
     return torch.frombuffer(buffer, dtype=torch.uint8).reshape(shape)

@@ -135,7 +135,6 @@ def grid_figure(figsize: tuple[float, float] = (6.0, 2.5)) -> tuple[Figure, Axes
 
     use_svg_display()
     fig, ax = plt.subplots(figsize=figsize)
-    ax.set_aspect("equal")
     ax.axis("off")
     return fig, ax
 
@@ -181,8 +180,7 @@ def show_maps(
             ax.imshow(m, cmap="RdBu_r", vmin=-bound, vmax=bound)
         else:
             ax.imshow(m, cmap="gray", vmin=0)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set(xticks=[], yticks=[])
         if titles is not None:
             ax.set_title(titles[k], fontsize=10)
     if suptitle:
@@ -203,11 +201,8 @@ def data_parallel_step() -> Figure:
     fig, ax = plt.subplots(figsize=(7, 3.2))
 
     def box(x: float, y: float, w: float, text: str, color: str) -> None:
-        ax.add_patch(
-            FancyBboxPatch(
-                (x, y), w, 0.8, boxstyle="round,pad=0.02", facecolor=color, edgecolor="black"
-            )
-        )
+        style = dict(boxstyle="round,pad=0.02", facecolor=color, edgecolor="black")
+        ax.add_patch(FancyBboxPatch((x, y), w, 0.8, **style))
         ax.text(x + w / 2, y + 0.4, text, ha="center", va="center", fontsize=8)
 
     def arrow(start: tuple[float, float], end: tuple[float, float]) -> None:
@@ -228,10 +223,10 @@ def data_parallel_step() -> Figure:
         ]:
             arrow(start, end)
     box(7.2, 1.6, 1.1, "all-reduce\n" + r"$\bar g=\frac{g_0+g_1}{2}$", "#f4cccc")
-    ax.set_xlim(-0.1, 10.1)
-    ax.set_ylim(0.1, 3.9)
+    ax.set(
+        xlim=(-0.1, 10.1), ylim=(0.1, 3.9), title="One data-parallel training step with two workers"
+    )
     ax.axis("off")
-    ax.set_title("One data-parallel training step with two workers")
     return fig
 
 

@@ -11,13 +11,8 @@ import torch
 from torch import nn
 
 __all__ = [
-    "conv_output_size",
-    "count_parameters",
-    "lenet",
-    "mlp",
-    "shape_walk",
-    "softmax_regression",
-]
+    "conv_output_size", "count_parameters", "lenet", "mlp", "shape_walk", "softmax_regression",
+]  # fmt: skip
 
 
 def softmax_regression(num_inputs: int = 784, num_outputs: int = 10) -> nn.Sequential:

@@ -238,11 +238,8 @@ def _train_epoch(
         optimizer.step()
         if state.scheduler is not None:
             state.scheduler.step()
-        loss_sum, correct, n = (
-            loss_sum + loss_value * len(y),
-            correct + _correct(y_hat, y),
-            n + len(y),
-        )
+        loss_sum, n = loss_sum + loss_value * len(y), n + len(y)
+        correct += _correct(y_hat, y)
         bar.update(1)
     if n == 0:
         raise ValueError(f"train_iter yielded no examples in epoch {state.epoch + 1}")

@@ -109,7 +109,7 @@ def test_saved_files_honour_the_umask(tmp_path):
         path = d2lmini.save_checkpoint(tmp_path / "ckpt.pt", {"epoch": 1})
     finally:
         os.umask(old)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o640  # mkstemp alone gives 0o600
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
     old = os.umask(0o022)
     try:
         d2lmini.save_checkpoint(path, {"epoch": 2})
@@ -142,8 +142,8 @@ def test_permission_errors_name_the_folder_and_the_fix(tmp_path, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    # tempfile.mkstemp is what fails in a read-only folder (simulated: root may write)
-    monkeypatch.setattr(ckpt_module.tempfile, "mkstemp", denied)
+    # creating the temporary file is what fails in a read-only folder (simulated: root may write)
+    monkeypatch.setattr(ckpt_module, "open", denied, raising=False)
     with pytest.raises(PermissionError, match=f"no permission to write in {tmp_path}"):
         d2lmini.save_checkpoint(tmp_path / "ckpt.pt", {"epoch": 1})
     monkeypatch.undo()

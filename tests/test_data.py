@@ -280,7 +280,7 @@ def test_an_unwritable_root_is_named_with_the_fix(tmp_path, monkeypatch):
 
     monkeypatch.setattr(data.tempfile, "mkstemp", denied)  # root ignores chmod; simulate
     with pytest.raises(
-        PermissionError, match="cannot write the Fashion-MNIST files into .*raw .*D2LMINI_DATA"
+        PermissionError, match="cannot write the Fashion-MNIST files into .*raw.*D2LMINI_DATA"
     ):
         d2lmini.prepare_fashion_mnist(tmp_path)
 
