@@ -288,7 +288,7 @@ class FashionMNISTBatches:
         labels of different lengths.
     """
 
-    #: What the batches are for ("train", "val" or "test"): :func:`~d2lmini.train`
+    #: What the batches are for, "train", "val" or "test"; :func:`~d2lmini.train`
     #: names the accuracy on its third iterator after it.
     split = "test"
 

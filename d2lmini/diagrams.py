@@ -201,8 +201,8 @@ def data_parallel_step() -> Figure:
     fig, ax = plt.subplots(figsize=(7, 3.2))
 
     def box(x: float, y: float, w: float, text: str, color: str) -> None:
-        style = dict(boxstyle="round,pad=0.02", facecolor=color, edgecolor="black")
-        ax.add_patch(FancyBboxPatch((x, y), w, 0.8, **style))
+        patch = FancyBboxPatch((x, y), w, 0.8, "round,pad=0.02", facecolor=color, edgecolor="k")
+        ax.add_patch(patch)
         ax.text(x + w / 2, y + 0.4, text, ha="center", va="center", fontsize=8)
 
     def arrow(start: tuple[float, float], end: tuple[float, float]) -> None:

@@ -164,7 +164,7 @@ class Recipe:
 
     @property
     def predict(self) -> Callable[[nn.Module, torch.Tensor], torch.Tensor]:
-        """How evaluation scores a batch: ``net(X)``, or :func:`flip_test`."""
+        """How evaluation scores a batch, ``net(X)`` or :func:`flip_test`."""
         return flip_test if self.flip_test else _forward
 
 
