@@ -116,7 +116,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
         f"cannot save a checkpoint to {path}: no permission to write in {folder} (it is "
         "written to a temporary file there, then renamed); choose a folder you can write to"
     ):
-        tmp = folder / f".{path.name}.{uuid.uuid4().hex[:12]}.part"
+        tmp = folder / f"{path.name}.{uuid.uuid4().hex[:12]}.part"
         file = open(tmp, "xb")  # a new file, with open's permissions (0o666 minus the umask)
     try:
         with file as f:
