@@ -48,11 +48,9 @@ def _as_rows(values: Any) -> list[list[Any]]:
 
 
 def _windows(highlight: Window | Sequence[Window] | None) -> list[Window]:
-    if highlight is None:
-        return []
-    if len(highlight) == 4 and all(isinstance(v, int) for v in highlight):
+    if highlight is not None and len(highlight) == 4 and all(isinstance(v, int) for v in highlight):
         return [highlight]  # type: ignore[list-item]
-    return list(highlight)  # type: ignore[arg-type]
+    return list(highlight or [])  # type: ignore[arg-type]
 
 
 def draw_grid(

@@ -14,7 +14,7 @@ import torch
 from .devices import try_gpu
 from .profiles import current_profile
 
-__all__ = ["env_info", "read_study", "seed_everything"]
+__all__ = ["check_study", "env_info", "read_study", "seed_everything"]
 
 
 def seed_everything(seed: int = 0) -> None:
@@ -63,3 +63,22 @@ def read_study(name: str, start: str | Path | None = None) -> dict[str, Any]:
         f"bench/{name}.json not found above {here}: run `python bench/{name}.py` in a "
         f"clone of the book's repository (it writes bench/{name}.json and .md)"
     )
+
+
+def check_study(study: dict[str, Any]) -> float:
+    """Print what a Part IV study measured for one network, check its claims, return the
+    mean test accuracy. ``study``: ``grid`` (peak rate: validation accuracy, ``None`` if
+    it diverged), the chosen ``lr``, ``test_acc`` of the seeds and the ``target``.
+
+    :raises ValueError: unless the chosen rate is the best of the grid and inside it,
+        and the seeds meet the target on average with the worst within 0.01 of it.
+    """
+    grid, lr, accs, target = study["grid"], study["lr"], study["test_acc"], study["target"]
+    mean = sum(accs) / len(accs)
+    print(f"chosen peak rate {lr} of {list(grid)}; test accuracy "
+          f"{', '.join(map(str, accs))}: mean {mean:.4f}, target {target}")  # fmt: skip
+    if max(grid, key=lambda rate: grid[rate] or 0) != lr or not min(grid) < lr < max(grid):
+        raise ValueError(f"the chosen rate {lr} is not the best of {grid}, inside it")
+    if mean < target or min(accs) < target - 0.01:
+        raise ValueError(f"test accuracies {accs} miss the target {target}")
+    return mean

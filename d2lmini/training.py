@@ -10,6 +10,7 @@ returns a :class:`History` that notebooks assert on.
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 import time
@@ -67,9 +68,7 @@ def evaluate_accuracy(
     net.eval()
     try:
         with torch.no_grad():
-            for i, (X, y) in enumerate(data_iter):
-                if max_batches is not None and i >= max_batches:
-                    break
+            for X, y in itertools.islice(data_iter, max_batches):
                 X, y = X.to(device), y.to(device)
                 correct += _correct(predict(net, X), y)
                 n += y.numel()
@@ -217,9 +216,7 @@ def _train_epoch(
     params = [p for p in net.parameters() if p.requires_grad]
     loss_sum, correct, n = 0.0, torch.zeros((), device=device), 0
     net.train()
-    for i, (X, y) in enumerate(batches):
-        if max_batches is not None and i >= max_batches:
-            break
+    for i, (X, y) in enumerate(itertools.islice(batches, max_batches)):
         X, y = X.to(device, non_blocking=True), y.to(device, non_blocking=True)
         y_hat = net(state.recipe.augment(X))
         loss = loss_fn(y_hat, y)

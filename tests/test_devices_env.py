@@ -115,3 +115,26 @@ def test_time_in_turn_interleaves_rounds_and_tells_rivals_apart():
         d2lmini.time_in_turn({"x": lambda: None}, rounds=0)
     with pytest.raises(ValueError, match="non-empty mapping"):
         d2lmini.time_in_turn([lambda: None])  # type: ignore[arg-type]
+
+
+STUDY = dict(grid={0.05: 0.90, 0.1: 0.92, 0.2: None}, lr=0.1, test_acc=(0.92, 0.93, 0.91),
+             target=0.915)  # fmt: skip
+
+
+def test_check_study_returns_the_mean_and_prints_the_numbers(capsys):
+    assert d2lmini.check_study(STUDY) == pytest.approx(0.92)
+    assert "chosen peak rate 0.1 of [0.05, 0.1, 0.2]" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(lr=0.05), "not the best"),  # not the grid's best
+        (dict(grid={0.05: 0.90, 0.1: 0.92}), "inside"),  # best on the edge
+        (dict(test_acc=(0.91, 0.91, 0.91)), "miss the target"),  # mean below
+        (dict(test_acc=(0.95, 0.95, 0.90)), "miss the target"),  # worst 0.015 below
+    ],
+)
+def test_check_study_rejects_a_claim_the_numbers_do_not_support(change, message):
+    with pytest.raises(ValueError, match=message):
+        d2lmini.check_study({**STUDY, **change})
