@@ -85,7 +85,7 @@ class Study:
 STUDIES = {
     s.name: s
     for s in [
-        Study("alexnet", "alexnet_28()", d2lmini.alexnet_28, 28, 12, (0.02, 0.04, 0.08)),
+        Study("alexnet", "alexnet_28()", d2lmini.alexnet_28, 28, 12, (0.02, 0.04, 0.08, 0.16)),
         Study(
             "vgg", "vgg(image_size=32, num_hiddens=256, width=1/4)",
             lambda: d2lmini.vgg(image_size=32, num_hiddens=256, width=1 / 4),
@@ -103,11 +103,11 @@ STUDIES = {
         Study("bn_lenet", "bn_lenet()", d2lmini.bn_lenet, 28, 15, (0.1, 0.2, 0.4), "xavier"),
         Study(
             "resnet18", 'resnet18(width=1/4, stem="3x3")',
-            lambda: d2lmini.resnet18(1 / 4, stem="3x3"), 28, 10, (0.05, 0.1, 0.2),
+            lambda: d2lmini.resnet18(1 / 4, stem="3x3"), 28, 10, (0.05, 0.1, 0.2, 0.4),
         ),
         Study(
             "densenet", "densenet(16, 32, (4, 4, 4))",
-            lambda: d2lmini.densenet(16, 32, (4, 4, 4)), 28, 12, (0.1, 0.2, 0.4),
+            lambda: d2lmini.densenet(16, 32, (4, 4, 4)), 28, 12, (0.05, 0.1, 0.2, 0.4),
         ),
     ]
 }  # fmt: skip

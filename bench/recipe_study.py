@@ -44,7 +44,7 @@ def modern_lenet() -> nn.Module:
 LADDER: list[tuple[str, str, str, dict[str, Any], tuple[float, ...] | None, int]] = [
     ("plain", "d2l: SGD at a constant rate, Xavier init", "xavier", {},
      (0.1, 0.3, 0.9), 128),
-    ("one_cycle", "+ Nesterov momentum 0.9 and a one-cycle schedule", "xavier",
+    ("one_cycle", "+ Nesterov momentum and a one-cycle schedule", "xavier",
      dict(schedule="one_cycle", momentum=0.9, nesterov=True), (0.025, 0.05, 0.1, 0.2), 128),
     ("kaiming", "+ Kaiming initialisation", "kaiming", {}, None, 128),
     ("weight_decay", "+ weight decay 5e-4", "kaiming", dict(weight_decay=5e-4), None, 128),
