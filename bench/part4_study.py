@@ -189,7 +189,9 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     for key, e in report["models"].items():
         r, chosen = e["recipe"], e.get("chosen")
-        tests = [t for t in e["test"] if chosen and t["lr"] == chosen["lr"]]
+        tests = sorted(
+            (t for t in e["test"] if chosen and t["lr"] == chosen["lr"]), key=lambda t: t["seed"]
+        )
         picked = f"{chosen['lr']} ({chosen['val_acc']:.4f})" if chosen else "-"
         seconds = ", ".join(f"{t['train_seconds']:.0f}" for t in tests) or "-"
         accs = [final(t) for t in tests]
