@@ -75,7 +75,7 @@ def check_study(study: dict[str, Any]) -> float:
     """
     grid, lr, accs, target = study["grid"], study["lr"], study["test_acc"], study["target"]
     mean = sum(accs) / len(accs)
-    print(f"chosen peak rate {lr} of {list(grid)}; test accuracy "
+    print(f"chosen peak rate {lr} of {list(grid)}\ntest accuracy "
           f"{', '.join(map(str, accs))}: mean {mean:.4f}, target {target}")  # fmt: skip
     if max(grid, key=lambda rate: grid[rate] or 0) != lr or not min(grid) < lr < max(grid):
         raise ValueError(f"the chosen rate {lr} is not the best of {grid}, inside it")

@@ -123,7 +123,7 @@ STUDY = dict(grid={0.05: 0.90, 0.1: 0.92, 0.2: None}, lr=0.1, test_acc=(0.92, 0.
 
 def test_check_study_returns_the_mean_and_prints_the_numbers(capsys):
     assert d2lmini.check_study(STUDY) == pytest.approx(0.92)
-    assert "chosen peak rate 0.1 of [0.05, 0.1, 0.2]" in capsys.readouterr().out
+    assert "chosen peak rate 0.1 of [0.05, 0.1, 0.2]\ntest accuracy 0.92" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

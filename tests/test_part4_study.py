@@ -10,9 +10,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = json.loads((ROOT / "bench" / "part4_study.json").read_text())["models"]
 CHAPTERS = {  # chapter -> the study's model key
+    "01_alexnet": "alexnet",
     "02_vgg": "vgg",
     "03_nin": "nin",
     "04_googlenet": "googlenet",
+    "05_batch_norm": "bn_lenet",
+    "06_resnet": "resnet18",
+    "07_densenet": "densenet",
 }
 
 
