@@ -21,12 +21,18 @@ import torch
 from torch import nn
 
 __all__ = [
-    "DenseBlock", "Inception", "Residual", "alexnet", "alexnet_28", "bn_lenet", "densenet",
-    "googlenet", "nin", "nin_block", "resnet18", "transition_block", "vgg", "vgg_block",
+    "DenseBlock", "Inception", "Residual", "alexnet", "alexnet_28", "bn_lenet", "conv_params",
+    "densenet", "googlenet", "nin", "nin_block", "randomize_bn", "resnet18", "transition_block",
+    "vgg", "vgg_block",
 ]  # fmt: skip
 
 #: VGG-11's convolutional part: (number of convolutions, output channels) per block.
 VGG11_ARCH: tuple[tuple[int, int], ...] = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
+
+
+def conv_params(c_in: int, c_out: int, k: int) -> int:
+    """Parameters of a ``k``×``k`` convolution with bias: ``c_out * (c_in * k * k + 1)``."""
+    return c_out * (c_in * k * k + 1)
 
 
 def _scaled(channels: int, width: float) -> int:
@@ -78,11 +84,9 @@ def alexnet(num_classes: int = 10, dropout: float = 0.5) -> nn.Sequential:
 
 
 def alexnet_28(
-    channels: Sequence[int] = (16, 32, 48, 48, 32),
-    num_hiddens: int = 256,
-    num_classes: int = 10,
-    dropout: float = 0.5,
-) -> nn.Sequential:
+    channels: Sequence[int] = (16, 32, 48, 48, 32), num_hiddens: int = 256,
+    num_classes: int = 10, dropout: float = 0.5,
+) -> nn.Sequential:  # fmt: skip
     """AlexNet's design adapted to 1×28×28 images.
 
     The same plan as :func:`alexnet`: five ReLU convolutions, max pooling after the
@@ -118,13 +122,9 @@ def vgg_block(num_convs: int, in_channels: int, out_channels: int) -> nn.Sequent
 
 
 def vgg(
-    arch: Sequence[tuple[int, int]] = VGG11_ARCH,
-    image_size: int = 224,
-    num_hiddens: int = 4096,
-    width: float = 1.0,
-    num_classes: int = 10,
-    dropout: float = 0.5,
-) -> nn.Sequential:
+    arch: Sequence[tuple[int, int]] = VGG11_ARCH, image_size: int = 224,
+    num_hiddens: int = 4096, width: float = 1.0, num_classes: int = 10, dropout: float = 0.5,
+) -> nn.Sequential:  # fmt: skip
     """VGG from an architecture list of ``(num_convs, out_channels)`` blocks.
 
     The default is VGG-11 for 224×224 images. ``width`` scales every block's channels
@@ -158,12 +158,9 @@ def nin_block(
 
 
 def nin(
-    stem: tuple[int, int, int] = (11, 4, 0),
-    width: float = 1.0,
-    num_classes: int = 10,
-    dropout: float = 0.5,
-    final_relu: bool = True,
-) -> nn.Sequential:
+    stem: tuple[int, int, int] = (11, 4, 0), width: float = 1.0, num_classes: int = 10,
+    dropout: float = 0.5, final_relu: bool = True,
+) -> nn.Sequential:  # fmt: skip
     """Network in Network: four NiN blocks, max pooling between them, global average pool.
 
     The defaults are d2l's NiN for 224×224 images (96, 256, 384 channels; the first block
@@ -179,16 +176,10 @@ def nin(
     if not final_relu:
         last = nn.Sequential(*list(last)[:-1])
     return nn.Sequential(
-        nin_block(1, c1, kernel, stride, padding),
-        nn.MaxPool2d(kernel_size=3, stride=2),
-        nin_block(c1, c2, kernel_size=5, stride=1, padding=2),
-        nn.MaxPool2d(kernel_size=3, stride=2),
-        nin_block(c2, c3, kernel_size=3, stride=1, padding=1),
-        nn.MaxPool2d(kernel_size=3, stride=2),
-        nn.Dropout(dropout),
-        last,
-        nn.AdaptiveAvgPool2d((1, 1)),
-        nn.Flatten(),
+        nin_block(1, c1, kernel, stride, padding), nn.MaxPool2d(kernel_size=3, stride=2),
+        nin_block(c1, c2, kernel_size=5, stride=1, padding=2), nn.MaxPool2d(3, stride=2),
+        nin_block(c2, c3, kernel_size=3, stride=1, padding=1), nn.MaxPool2d(3, stride=2),
+        nn.Dropout(dropout), last, nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(),
     )  # fmt: skip
 
 
@@ -406,11 +397,9 @@ def transition_block(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 def densenet(
-    growth_rate: int = 32,
-    stem_channels: int = 64,
-    convs_per_block: Sequence[int] = (4, 4, 4, 4),
-    num_classes: int = 10,
-) -> nn.Sequential:
+    growth_rate: int = 32, stem_channels: int = 64,
+    convs_per_block: Sequence[int] = (4, 4, 4, 4), num_classes: int = 10,
+) -> nn.Sequential:  # fmt: skip
     """d2l's DenseNet: stem, dense blocks with transitions that halve the channels.
 
     The defaults are d2l's (for 96×96 images). A transition block between two dense blocks
@@ -433,3 +422,15 @@ def densenet(
         nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.Linear(channels, num_classes),
     ]  # fmt: skip
     return nn.Sequential(*layers)
+
+
+def randomize_bn(net: nn.Module) -> nn.Module:
+    """Give every batch norm of ``net`` random running statistics and affine parameters
+    (in place; returns ``net``), so that a comparison in eval mode depends on them."""
+    for m in net.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            for tensor, low, high in [(m.running_mean, -1, 1), (m.running_var, 0.5, 2),
+                                      (m.weight, 0.5, 1.5), (m.bias, -0.5, 0.5)]:  # fmt: skip
+                if tensor is not None:  # no running statistics or no affine parameters
+                    nn.init.uniform_(tensor, low, high)
+    return net

@@ -252,18 +252,13 @@ def _as_size(resize: int | Sequence[int] | None) -> tuple[int, int] | None:
 
 
 def _check_generator(generator: Any) -> torch.Generator | None:
-    if generator is None:
-        return None
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(
-            f"generator must be a torch.Generator, got {generator!r} "
-            f"({type(generator).__name__}); e.g. torch.Generator().manual_seed(0)"
-        )
-    if generator.device.type != "cpu":
-        raise ValueError(
-            f"generator must be a CPU generator (the shuffling order is drawn on the CPU), "
-            f"got one on {generator.device}"
-        )
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {generator!r} "
+                        f"({type(generator).__name__}); e.g. "
+                        "torch.Generator().manual_seed(0)")  # fmt: skip
+    if generator is not None and generator.device.type != "cpu":
+        raise ValueError(f"generator must be a CPU generator (the shuffling order is drawn on "
+                         f"the CPU), got one on {generator.device}")  # fmt: skip
     return generator
 
 

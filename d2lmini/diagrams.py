@@ -4,7 +4,7 @@
 (a kernel position, a pooling window, padding drawn in grey), so that several grids
 side by side on one set of axes explain an operation: input, kernel, output.
 :func:`show_maps` shows an image next to the feature maps computed from it.
-:func:`data_parallel_step` draws one step of data-parallel training as boxes and arrows.
+:func:`layer_stacks` draws networks and blocks as columns of labelled boxes.
 
 Import it as ``from d2lmini import diagrams``. matplotlib is imported only inside the
 functions, so ``import d2lmini`` stays light.
@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-__all__ = ["data_parallel_step", "draw_grid", "grid_figure", "layer_stacks", "show_maps"]
+__all__ = ["draw_grid", "grid_figure", "layer_label", "layer_stacks", "show_maps"]
 
 Window = tuple[int, int, int, int]
 """A rectangle of cells: ``(row, col, height, width)``."""
@@ -54,16 +54,10 @@ def _windows(highlight: Window | Sequence[Window] | None) -> list[Window]:
 
 
 def draw_grid(
-    ax: Axes,
-    values: Any,
-    *,
-    origin: tuple[float, float] = (0.0, 0.0),
-    highlight: Window | Sequence[Window] | None = None,
-    muted: Any = None,
-    title: str | None = None,
-    fmt: str = "{:g}",
-    fontsize: float = 10.0,
-) -> list[Rectangle]:
+    ax: Axes, values: Any, *, origin: tuple[float, float] = (0.0, 0.0),
+    highlight: Window | Sequence[Window] | None = None, muted: Any = None,
+    title: str | None = None, fmt: str = "{:g}", fontsize: float = 10.0,
+) -> list[Rectangle]:  # fmt: skip
     """Draw a matrix as a grid of unit squares with its numbers on ``ax``.
 
     Cell ``(i, j)`` is the square from ``x = ox + j`` to ``ox + j + 1`` and from
@@ -138,12 +132,9 @@ def grid_figure(figsize: tuple[float, float] = (6.0, 2.5)) -> tuple[Figure, Axes
 
 
 def show_maps(
-    maps: Sequence[Any],
-    titles: Sequence[str] | None = None,
-    *,
-    scale: float = 1.6,
+    maps: Sequence[Any], titles: Sequence[str] | None = None, *, scale: float = 1.6,
     suptitle: str | None = None,
-) -> list[Axes]:
+) -> list[Axes]:  # fmt: skip
     """Show 2-D images or feature maps side by side, one row.
 
     A map with only non-negative values (an input image) is drawn in grey from black (0)
@@ -187,60 +178,56 @@ def show_maps(
     return axes
 
 
-def data_parallel_step() -> Figure:
-    """One data-parallel training step with two workers, as boxes and arrows.
-
-    The batch splits into two shards; each worker runs forward and backward on its own
-    model copy; an all-reduce averages the two gradients; both take the same SGD step.
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
-
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-
-    def box(x: float, y: float, w: float, text: str, color: str) -> None:
-        patch = FancyBboxPatch((x, y), w, 0.8, "round,pad=0.02", facecolor=color, edgecolor="k")
-        ax.add_patch(patch)
-        ax.text(x + w / 2, y + 0.4, text, ha="center", va="center", fontsize=8)
-
-    def arrow(start: tuple[float, float], end: tuple[float, float]) -> None:
-        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="->", mutation_scale=10))
-
-    box(0.0, 1.6, 1.3, "batch\n(n examples)", "#dddddd")
-    for row, y in enumerate([2.9, 0.3]):
-        box(1.9, y, 1.3, f"shard {row}\n(n/2)", "#cfe2f3")
-        box(3.7, y, 1.5, f"worker {row}\nmodel copy\nforward+backward", "#d9ead3")
-        box(5.7, y, 1.0, f"grad $g_{row}$", "#fff2cc")
-        box(8.6, y, 1.4, "same SGD step\n" + r"$w \leftarrow w-\eta\bar g$", "#d9ead3")
-        for start, end in [
-            ((1.3, 2.0), (1.9, y + 0.4)),
-            ((3.2, y + 0.4), (3.7, y + 0.4)),
-            ((5.2, y + 0.4), (5.7, y + 0.4)),
-            ((6.7, y + 0.4), (7.2, 2.0)),
-            ((8.3, 2.0), (8.6, y + 0.4)),
-        ]:
-            arrow(start, end)
-    box(7.2, 1.6, 1.1, "all-reduce\n" + r"$\bar g=\frac{g_0+g_1}{2}$", "#f4cccc")
-    ax.set(
-        xlim=(-0.1, 10.1), ylim=(0.1, 3.9), title="One data-parallel training step with two workers"
-    )
-    ax.axis("off")
-    return fig
-
-
 #: Box colours by the first matching word of a layer's label (lower case).
 LAYER_COLORS = {"conv": "#cfe2f3", "pool": "#fce5cd", "dense": "#d9ead3", "bn": "#e6d0ef",
                 "norm": "#e6d0ef", "concat": "#ffffff", "+": "#ffffff"}  # fmt: skip
 
 
+ACTIVATIONS = ("ReLU", "Sigmoid", "Tanh")
+
+
+def layer_label(layer: Any) -> str:
+    """A short label for a layer: ``"conv 3×3, 64 /2"``, ``"max pool 2×2 /2"``, ``"dense 10"``."""
+    name = type(layer).__name__
+    sizes = [getattr(layer, key, 1) for key in ("kernel_size", "stride")]
+    k, stride = (v if isinstance(v, tuple) else (v, v) for v in sizes)
+    kernel, by = f"{k[0]}×{k[1]}", f" /{stride[0]}" if stride[0] > 1 else ""
+    if name in ("Conv2d", "LazyConv2d"):
+        return f"conv {kernel}, {layer.out_channels}{by}"
+    if name in ("MaxPool2d", "AvgPool2d"):
+        return f"{name[:3].lower()} pool {kernel}{by}"
+    if name in ("Linear", "LazyLinear"):
+        return f"dense {layer.out_features}"
+    if name == "Dropout":
+        return f"dropout {layer.p:g}"
+    if hasattr(layer, "out_channels"):  # a block: Inception, DenseBlock
+        return f"{name}, {layer.out_channels}"
+    named = {"AdaptiveAvgPool2d": "global avg pool", "Flatten": "flatten"}
+    return "batch norm" if name.startswith("BatchNorm") else named.get(name, name)
+
+
+def _labels(layers: Any) -> list[str]:
+    """Labels of a module's children (or of a list of modules and strings); an
+    activation joins the box before it: ``"conv 5×5, 6 + Sigmoid"``."""
+    labels: list[str] = []
+    for layer in layers.children() if hasattr(layers, "children") else layers:
+        if isinstance(layer, str):
+            labels.append(layer)
+        elif type(layer).__name__ in ACTIVATIONS and labels:
+            labels[-1] += f" + {type(layer).__name__}"
+        else:
+            labels.append(layer_label(layer))
+    return labels
+
+
 def layer_stacks(
-    stacks: dict[str, Sequence[str]],
-    skips: Sequence[tuple[int, int, int, str]] = (),
+    stacks: dict[str, Any], skips: Sequence[tuple[int, int, int, str]] = (),
     title: str | None = None,
-) -> Figure:
+) -> Figure:  # fmt: skip
     """Networks or blocks as columns of labelled boxes, input at the top.
 
-    ``stacks`` maps a column title to its layers' labels; consecutive boxes are joined
+    ``stacks`` maps a column title to a module (a box per child, labelled by
+    :func:`layer_label`) or to a list of labels and modules. Consecutive boxes are joined
     by arrows, and each box is coloured by its kind (:data:`LAYER_COLORS`). A skip
     ``(column, from_box, to_box, label)`` is an arrow on the column's right, from the
     bottom of one box around to another (a shortcut, a concatenation).
@@ -248,30 +235,34 @@ def layer_stacks(
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
+    from .plotting import use_svg_display
+
+    use_svg_display()
+    stacks = {name: _labels(layers) for name, layers in stacks.items()}
     depth = max(len(layers) for layers in stacks.values())
-    fig, ax = plt.subplots(figsize=(2.4 * len(stacks), 0.4 * depth + 0.8))
+    fig, ax = plt.subplots(figsize=(2.7 * len(stacks), 0.4 * depth + 0.8))
     for col, (name, layers) in enumerate(stacks.items()):
-        x = 3.2 * col
-        ax.text(x + 1, 0.6, name, ha="center", fontsize=9, weight="bold")
+        x = 3.6 * col
+        ax.text(x + 1.2, 0.6, name, ha="center", fontsize=9, weight="bold")
         for row, label in enumerate(layers):
             kind = next((k for k in LAYER_COLORS if k in label.lower()), None)
             color = LAYER_COLORS[kind] if kind else "#eeeeee"
-            box = FancyBboxPatch((x, -row - 0.15), 2, 0.3, boxstyle="round,pad=0.04",
+            box = FancyBboxPatch((x, -row - 0.15), 2.4, 0.3, boxstyle="round,pad=0.04",
                                  facecolor=color, edgecolor="black", linewidth=0.6)  # fmt: skip
             ax.add_patch(box)
-            ax.text(x + 1, -row, label, ha="center", va="center", fontsize=7.5)
+            ax.text(x + 1.2, -row, label, ha="center", va="center", fontsize=7.5)
             if row:
-                ax.add_patch(FancyArrowPatch((x + 1, 1 - row - 0.2), (x + 1, -row + 0.2),
+                ax.add_patch(FancyArrowPatch((x + 1.2, 1 - row - 0.2), (x + 1.2, -row + 0.2),
                                              arrowstyle="->", mutation_scale=8))  # fmt: skip
     for col, start, end, label in skips:
         if not (0 <= start < end < len(list(stacks.values())[col])):
             raise ValueError(f"skip {(col, start, end)} does not join two boxes of column {col}")
-        x = 3.2 * col + 2.05
+        x = 3.6 * col + 2.45
         ax.plot([x, x + 0.25, x + 0.25], [-start, -start, -end], color=OUTLINE, lw=0.9)
         ax.add_patch(FancyArrowPatch((x + 0.25, -end), (x, -end), arrowstyle="->",
                                      mutation_scale=8, color=OUTLINE))  # fmt: skip
         ax.text(x + 0.32, -(start + end) / 2, label, fontsize=7, color=OUTLINE, va="center")
-    ax.set_xlim(-0.2, 3.2 * len(stacks) - 0.4)
+    ax.set_xlim(-0.2, 3.6 * len(stacks) - 0.4)
     ax.set_ylim(-depth + 0.4, 1.0)
     ax.axis("off")
     if title:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from importlib import metadata
 from pathlib import Path
@@ -65,13 +66,19 @@ def read_study(name: str, start: str | Path | None = None) -> dict[str, Any]:
     )
 
 
-def check_study(study: dict[str, Any]) -> float:
+def check_study(
+    study: dict[str, Any], hp: Any = None, profiles: tuple[str, ...] = ("laptop",)
+) -> float:
     """Print what a Part IV study measured for one network, check its claims, return the
     mean test accuracy. ``study``: ``grid`` (peak rate: validation accuracy, ``None`` if
-    it diverged), the chosen ``lr``, ``test_acc`` of the seeds and the ``target``.
+    it diverged), the chosen ``lr``, ``test_acc`` of the seeds and the ``target``. With
+    settings ``hp`` of one of ``profiles`` (those that train the study's configuration),
+    also check that they use the chosen rate and ask for the worst seed less 0.01,
+    rounded down to three decimals.
 
     :raises ValueError: unless the chosen rate is the best of the grid and inside it,
-        and the seeds meet the target on average with the worst within 0.01 of it.
+        the seeds meet the target on average with the worst within 0.01 of it, and
+        ``hp`` follows the study.
     """
     grid, lr, accs, target = study["grid"], study["lr"], study["test_acc"], study["target"]
     mean = sum(accs) / len(accs)
@@ -81,4 +88,8 @@ def check_study(study: dict[str, Any]) -> float:
         raise ValueError(f"the chosen rate {lr} is not the best of {grid}, inside it")
     if mean < target or min(accs) < target - 0.01:
         raise ValueError(f"test accuracies {accs} miss the target {target}")
+    threshold = math.floor(round((min(accs) - 0.01) * 1000, 6)) / 1000
+    if hp is not None and hp.profile in profiles and (hp.lr, hp.min_acc) != (lr, threshold):
+        raise ValueError(f"{hp.profile} must train at lr={lr} and ask for min_acc={threshold}, "
+                         f"got lr={hp.lr}, min_acc={hp.min_acc}")  # fmt: skip
     return mean

@@ -21,11 +21,9 @@ def softmax_regression(num_inputs: int = 784, num_outputs: int = 10) -> nn.Seque
 
 
 def mlp(
-    num_inputs: int = 784,
-    num_hiddens: int = 256,
-    num_outputs: int = 10,
+    num_inputs: int = 784, num_hiddens: int = 256, num_outputs: int = 10,
     dropout: tuple[float, float] = (0.2, 0.5),
-) -> nn.Sequential:
+) -> nn.Sequential:  # fmt: skip
     """The baseline MLP: two ReLU hidden layers, each followed by ``Dropout``; logits out."""
     return nn.Sequential(
         nn.Flatten(),

@@ -21,9 +21,15 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from .recipes import Recipe, Scheduler
+from .data import load_data_fashion_mnist
+from .devices import try_gpu
+from .env import seed_everything
+from .recipes import Recipe, Scheduler, init_cnn, init_kaiming, modern_recipe
 
-__all__ = ["Callback", "History", "TrainState", "evaluate_accuracy", "fit_full_batch", "train"]
+__all__ = [
+    "Callback", "History", "TrainState", "evaluate_accuracy", "fit_fashion_mnist",
+    "fit_full_batch", "train",
+]  # fmt: skip
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 Predict = Callable[[nn.Module, torch.Tensor], torch.Tensor]
@@ -48,12 +54,9 @@ def _correct(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def evaluate_accuracy(
-    net: nn.Module,
-    data_iter: Batches,
-    device: torch.device | str | None = None,
-    max_batches: int | None = None,
-    predict: Predict | None = None,
-) -> float:
+    net: nn.Module, data_iter: Batches, device: torch.device | str | None = None,
+    max_batches: int | None = None, predict: Predict | None = None,
+) -> float:  # fmt: skip
     """Accuracy of ``net`` on ``data_iter`` in eval mode without gradients.
 
     d2l calls this ``evaluate_accuracy_gpu``. Differs from d2l: the module's train/eval
@@ -80,13 +83,9 @@ def evaluate_accuracy(
 
 
 def fit_full_batch(
-    net: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    X: torch.Tensor,
-    y: torch.Tensor,
-    loss_fn: nn.Module,
-    steps: int = 500,
-) -> list[float]:
+    net: nn.Module, optimizer: torch.optim.Optimizer, X: torch.Tensor, y: torch.Tensor,
+    loss_fn: nn.Module, steps: int = 500,
+) -> list[float]:  # fmt: skip
     """Train on one fixed batch ``(X, y)`` for ``steps`` steps (Part I's loop).
 
     :returns: the loss *before* each step, so ``losses[0]`` is the initial loss.
@@ -278,7 +277,6 @@ def train(
         for more than one epoch.
     :raises ValueError: for an invalid argument or an empty iterator.
     """
-    from .devices import try_gpu
     from .plotting import Animator, _progress_bar
 
     check_count("num_epochs", num_epochs)
@@ -326,3 +324,32 @@ def train(
     if display:
         print(history.summary())
     return history
+
+
+def fit_fashion_mnist(
+    build: Callable[[], nn.Module], hp: Any, init: Callable[[nn.Module], None] | None = None,
+    seed: int = 0,
+) -> tuple[nn.Module, History]:  # fmt: skip
+    """Build, initialise and train a network on Fashion-MNIST as ``bench/part4_study.py``
+    trains its test run of ``seed``; return the network and its :class:`History`.
+
+    ``hp`` (a profile's settings) gives ``batch_size``, ``num_epochs``, ``lr``,
+    ``max_batches`` and optionally ``resize`` and ``recipe``: ``"modern"`` (the default)
+    starts from ``init`` (default :func:`~d2lmini.init_kaiming`) and trains with
+    :func:`~d2lmini.modern_recipe`; ``"d2l"`` is d2l's: Xavier weights, plain SGD.
+    """
+    kind = hp.get("recipe", "modern")
+    if kind not in ("modern", "d2l"):
+        raise ValueError(f'hp.recipe must be "modern" or "d2l", got {kind!r}')
+    device = try_gpu()
+    generator = torch.Generator().manual_seed(seed)
+    train_iter, test_iter = load_data_fashion_mnist(
+        hp.batch_size, hp.get("resize"), device=device, generator=generator
+    )
+    seed_everything(seed)
+    net = build()
+    net.apply(init_cnn if kind == "d2l" else init or init_kaiming)
+    recipe = modern_recipe(hp.lr) if kind == "modern" else Recipe(hp.lr)
+    history = train(net, train_iter, test_iter, hp.num_epochs, device=device, recipe=recipe,
+                    max_batches=hp.max_batches)  # fmt: skip
+    return net, history

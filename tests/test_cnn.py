@@ -128,3 +128,21 @@ def test_the_d2l_call_with_the_number_of_classes_first_names_the_fix(builder):
     assert net[-1].out_features == 10
     wide = d2lmini.count_parameters(build(2.0))  # a float is a deliberate width
     assert wide > 3 * d2lmini.count_parameters(net)
+
+
+def test_randomize_bn_changes_every_batch_norm_and_nothing_else():
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.BatchNorm1d(64))
+    conv = net[0].weight.clone()
+    assert d2lmini.randomize_bn(net) is net
+    for bn in (net[1], net[3]):
+        assert (bn.running_mean.abs() <= 1).all() and not (bn.running_mean == 0).all()
+        assert ((bn.running_var >= 0.5) & (bn.running_var <= 2)).all()
+        assert ((bn.weight >= 0.5) & (bn.weight <= 1.5)).all() and not (bn.bias == 0).all()
+    assert torch.equal(net[0].weight, conv)
+
+
+@pytest.mark.parametrize("c_in, c_out, k", [(1, 96, 11), (64, 128, 3), (16, 10, 1)])
+def test_conv_params_counts_what_a_convolution_holds(c_in, c_out, k):
+    assert d2lmini.conv_params(c_in, c_out, k) == d2lmini.count_parameters(
+        nn.Conv2d(c_in, c_out, k)
+    )

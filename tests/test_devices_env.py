@@ -138,3 +138,19 @@ def test_check_study_returns_the_mean_and_prints_the_numbers(capsys):
 def test_check_study_rejects_a_claim_the_numbers_do_not_support(change, message):
     with pytest.raises(ValueError, match=message):
         d2lmini.check_study({**STUDY, **change})
+
+
+def test_check_study_checks_the_settings_of_the_profiles_that_train_the_study():
+    laptop = d2lmini.Settings("laptop", dict(lr=0.1, min_acc=0.9))  # worst 0.91 less 0.01
+    assert d2lmini.check_study(STUDY, laptop) == pytest.approx(0.92)
+    for wrong in (dict(lr=0.2, min_acc=0.9), dict(lr=0.1, min_acc=0.89)):
+        with pytest.raises(ValueError, match="must train at lr=0.1 and ask for min_acc=0.9"):
+            d2lmini.check_study(STUDY, d2lmini.Settings("laptop", wrong))
+    smoke = d2lmini.Settings("smoke", dict(lr=0.05, min_acc=0.3))  # not the study's run
+    d2lmini.check_study(STUDY, smoke)
+    with pytest.raises(ValueError, match="full must train"):
+        d2lmini.check_study(STUDY, d2lmini.Settings("full", dict(lr=0.05, min_acc=0.3)),
+                            profiles=("laptop", "full"))  # fmt: skip
+    # rounded down to three decimals: 0.9137 - 0.01 asks for 0.903
+    odd = {**STUDY, "test_acc": (0.92, 0.93, 0.9137)}
+    d2lmini.check_study(odd, d2lmini.Settings("laptop", dict(lr=0.1, min_acc=0.903)))

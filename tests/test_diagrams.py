@@ -9,7 +9,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
+from torch import nn  # noqa: E402
 
+import d2lmini  # noqa: E402
 from d2lmini import diagrams  # noqa: E402
 
 
@@ -111,18 +113,6 @@ def test_matplotlib_is_imported_inside_the_functions_only():
         assert not any(m and m.startswith("matplotlib") for m in modules), ast.unparse(stmt)
 
 
-def test_data_parallel_step_draws_both_workers_and_the_all_reduce():
-    fig = diagrams.data_parallel_step()
-    (ax,) = fig.axes
-    labels = texts(ax)
-    for row in (0, 1):
-        assert f"shard {row}\n(n/2)" in labels and f"grad $g_{row}$" in labels
-    assert sum(label.startswith("all-reduce") for label in labels) == 1
-    assert sum(label.startswith("same SGD step") for label in labels) == 2
-    assert ax.get_title() == "One data-parallel training step with two workers"
-    plt.close(fig)
-
-
 def test_layer_stacks_draws_a_box_per_layer_and_the_skips():
     from matplotlib.patches import FancyBboxPatch
 
@@ -139,3 +129,32 @@ def test_layer_stacks_draws_a_box_per_layer_and_the_skips():
     plt.close(fig)
     with pytest.raises(ValueError, match="does not join"):
         diagrams.layer_stacks({"a": ["x", "y"]}, skips=[(0, 1, 2, "bad")])
+
+
+def test_layer_label_names_each_kind_of_layer_with_its_sizes():
+    cases = {
+        nn.Conv2d(1, 96, 11, stride=4): "conv 11×11, 96 /4",
+        nn.Conv2d(3, 8, (1, 3)): "conv 1×3, 8",
+        nn.MaxPool2d(3, stride=2): "max pool 3×3 /2",
+        nn.AvgPool2d(2): "avg pool 2×2 /2",  # the stride defaults to the kernel
+        nn.MaxPool2d(3, stride=1, padding=1): "max pool 3×3",
+        nn.Linear(84, 10): "dense 10",
+        nn.Dropout(0.25): "dropout 0.25",
+        nn.BatchNorm1d(4): "batch norm",
+        nn.AdaptiveAvgPool2d(1): "global avg pool",
+        nn.Flatten(): "flatten",
+        d2lmini.Inception(8, 2, (2, 4), (2, 4), 2): "Inception, 12",
+        nn.Identity(): "Identity",
+    }
+    assert {layer: diagrams.layer_label(layer) for layer in cases} == cases
+
+
+def test_layer_stacks_labels_a_module_column_from_its_layers():
+    net = nn.Sequential(nn.Conv2d(1, 6, 5), nn.Sigmoid(), nn.AvgPool2d(2), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(24, 10))  # fmt: skip
+    fig = diagrams.layer_stacks({"net": net, "mixed": ["input", nn.Linear(3, 2), nn.ReLU()]})
+    labels = texts(fig.axes[0])
+    assert {"conv 5×5, 6 + Sigmoid", "avg pool 2×2 /2 + ReLU", "flatten", "dense 10"} <= set(labels)
+    assert {"input", "dense 2 + ReLU"} <= set(labels)
+    assert "Sigmoid" not in labels and "ReLU" not in labels  # activations join a box
+    plt.close(fig)

@@ -307,3 +307,21 @@ def test_the_finiteness_check_finds_nan_and_inf_and_nothing_else():
     for bad in (float("nan"), float("inf"), float("-inf")):
         assert not training._all_finite([torch.zeros(3), torch.tensor([1.0, bad]), big])
     assert training._all_finite([torch.arange(3)])  # integer tensors are skipped
+
+
+def test_fit_fashion_mnist_reproduces_a_run_and_starts_from_the_recipes_init(monkeypatch):
+    with pytest.raises(ValueError, match='"modern" or "d2l"'):
+        d2lmini.fit_fashion_mnist(d2lmini.lenet, d2lmini.Settings("x", dict(recipe="adam")))
+    hp = dict(batch_size=256, num_epochs=1, lr=0.1, max_batches=3)
+    starts = []
+    monkeypatch.setattr(d2lmini.training, "train", lambda net, *a, **k: starts.append(net))
+    d2lmini.fit_fashion_mnist(d2lmini.lenet, d2lmini.Settings("x", dict(hp, recipe="d2l")))
+    d2lmini.seed_everything(0)
+    xavier = d2lmini.lenet().apply(d2lmini.init_cnn)
+    torch.testing.assert_close(starts[0].state_dict(), xavier.state_dict())
+    monkeypatch.undo()
+    settings = d2lmini.Settings("x", hp)  # the modern recipe from Kaiming weights
+    runs = [d2lmini.fit_fashion_mnist(d2lmini.lenet, settings) for _ in range(2)]
+    (net_a, a), (net_b, b) = runs
+    assert a.test_acc == b.test_acc and a.train_loss == b.train_loss and a.epochs == 1
+    torch.testing.assert_close(net_a.state_dict(), net_b.state_dict())
