@@ -160,11 +160,9 @@ def load_checkpoint(
         data = path.read_bytes()
     if not data.startswith(MAGIC):
         if data.startswith(b"PK\x03\x04"):
-            raise CheckpointError(
-                f"{path} is a plain torch.save file, not a checkpoint written by "
-                "d2lmini.save_checkpoint (it has no checksum); load it with "
-                "torch.load(path, weights_only=True)"
-            )
+            raise CheckpointError(f"{path} is a plain torch.save file, not a checkpoint written by "
+                                  "d2lmini.save_checkpoint (it has no checksum); load it with "
+                                  "torch.load(path, weights_only=True)")  # fmt: skip
         raise CheckpointError(
             f"{path} ({len(data)} bytes) is not a d2lmini checkpoint: its header is "
             "missing or damaged, so the file is truncated, corrupt or of another kind"

@@ -46,11 +46,10 @@ def _check_width(builder: str, width: float) -> None:
     """Refuse ``builder(10)``: d2l's ``resnet18(num_classes)`` habit would build a network
     with 10 times the channels (about 100 times the parameters) of the intended one."""
     if isinstance(width, numbers.Integral) and not isinstance(width, bool) and width >= 2:
-        raise TypeError(
-            f"{builder}({width}): the first argument is width, a channel multiplier such as "
-            f"0.25, not the number of classes; call {builder}(num_classes={width}) or "
-            f"{builder}(width=..., num_classes=...) (a wider network: width={width}.0)"
-        )
+        raise TypeError(f"{builder}({width}): the first argument is width, a channel "
+                        f"multiplier such as 0.25, not the number of classes; call "
+                        f"{builder}(num_classes={width}) or {builder}(width=..., "
+                        f"num_classes=...) (a wider network: width={width}.0)")  # fmt: skip
 
 
 def _classifier_head(in_features: int, num_hiddens: int, dropout: float, num_classes: int):

@@ -89,12 +89,11 @@ def backend_and_device(
     if device_type == "cuda" and cuda_devices == 1 and local_world > 1:
         return Placement("nccl", torch.device("cuda", 0))  # one GPU bound to each process
     if local_world > cuda_devices:
-        raise RuntimeError(
-            f"LOCAL_RANK {local_rank}: this node runs LOCAL_WORLD_SIZE={local_world} "
-            f"processes but has {cuda_devices} CUDA device(s); each process needs its own. "
-            f"Start torchrun with --nproc_per_node={cuda_devices}, or choose "
-            "device_type='cpu' to train with gloo on the CPU."
-        )
+        raise RuntimeError(f"LOCAL_RANK {local_rank}: this node runs LOCAL_WORLD_SIZE="
+                           f"{local_world} processes but has {cuda_devices} CUDA "
+                           f"device(s); each process needs its own. Start torchrun with "
+                           f"--nproc_per_node={cuda_devices}, or choose device_type='cpu' "
+                           "to train with gloo on the CPU.")  # fmt: skip
     return Placement("nccl", torch.device("cuda", local_rank))
 
 

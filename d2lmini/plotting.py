@@ -120,31 +120,38 @@ def plot(
 
 
 class Animator:
-    """A live line plot for training loops.
+    """A live line plot for training loops, on one or more panels side by side.
 
-    In a notebook the figure is redrawn in place through one display handle, so the
-    cell keeps exactly one final static figure (which the HTML book shows). Outside a
-    notebook nothing is drawn until :meth:`show`.
+    ``panels`` gives each curve's panel (default: all on one), ``ylabel`` one label per
+    panel (or one for all); the legend sits under the panels, off the data. In a notebook
+    the figure is redrawn in place through one display handle, so the cell keeps exactly
+    one final static figure (which the HTML book shows). Outside a notebook nothing is
+    drawn until :meth:`show`.
 
     Differs from d2l: d2l redraws with ``display`` and ``clear_output``, which wipes
     everything else the cell printed and displays the figure even in a script; ``x``
-    must be one number per call (d2l also takes one ``x`` per curve); there is no
-    ``nrows``/``ncols`` grid. The points collected in ``X`` and ``Y`` are the same.
+    must be one number per call (d2l also takes one ``x`` per curve); ``panels`` replaces
+    d2l's ``nrows``/``ncols`` grid (whose extra axes d2l never draws on); the legend is
+    the figure's, not the axes'. The points collected in ``X`` and ``Y`` are the same.
     """
 
     def __init__(
-        self, xlabel: str | None = None, ylabel: str | None = None,
+        self, xlabel: str | None = None, ylabel: str | Sequence[str] | None = None,
         legend: Sequence[str] | None = None, xlim: tuple[float, float] | None = None,
         ylim: tuple[float, float] | None = None, xscale: str = "linear", yscale: str = "linear",
         fmts: Sequence[str] = ("-", "m--", "g-.", "r:"), figsize: tuple[float, float] = (3.5, 2.5),
+        panels: Sequence[int] = (),
     ) -> None:  # fmt: skip
         import matplotlib.pyplot as plt
 
         use_svg_display()
-        self.fig, self.axes = plt.subplots(figsize=figsize)
+        self.panels, n = list(panels), max(panels, default=0) + 1
+        self.fig, axes = plt.subplots(1, n, figsize=figsize, layout="constrained", squeeze=False)
+        self.axes = list(axes[0])
         plt.close(self.fig)  # we display it ourselves, once, through a handle
-        self._config = (xlabel, ylabel, xlim, ylim, xscale, yscale, legend)
-        self.fmts = fmts
+        ylabels = [ylabel] * n if ylabel is None or isinstance(ylabel, str) else list(ylabel)
+        self._configs = [(xlabel, y, xlim, ylim, xscale, yscale, None) for y in ylabels]
+        self.fmts, self.legend = fmts, legend
         self.X: list[list[float]] = []
         self.Y: list[list[float]] = []
         self._handle: Any = None
@@ -163,10 +170,14 @@ class Animator:
         self.show()
 
     def _draw(self) -> None:
-        self.axes.cla()
-        for x, y, fmt in zip(self.X, self.Y, self.fmts):
-            self.axes.plot(x, y, fmt)
-        _set_axes(self.axes, *self._config)
+        for ax in self.axes:
+            ax.cla()
+        lines = [self.axes[self.panels[i] if i < len(self.panels) else 0].plot(x, y, fmt)[0]
+                 for i, (x, y, fmt) in enumerate(zip(self.X, self.Y, self.fmts))]  # fmt: skip
+        for ax, config in zip(self.axes, self._configs):
+            _set_axes(ax, *config)
+        if self.legend and not self.fig.legends:
+            self.fig.legend(lines, self.legend, loc="outside lower center", ncols=len(lines))
 
     def show(self) -> None:
         """Show (or update) the figure in the notebook."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable, Mapping
 
@@ -60,10 +59,6 @@ class Timer:
     def sum(self) -> float:
         """Total of all laps."""
         return float(sum(self.times))
-
-    def cumsum(self) -> list[float]:
-        """Running total after each lap."""
-        return list(itertools.accumulate(self.times))
 
 
 def time_in_turn(

@@ -166,11 +166,10 @@ def _check_iterable(name: str, batches: Any, passes: int) -> None:
     if empty:
         raise ValueError(f"{name} is empty: it has no batches")
     if passes > 1 and isinstance(batches, Iterator):
-        raise TypeError(
-            f"{name} is a one-shot iterator ({type(batches).__name__}), which would be "
-            f"empty after the first epoch; pass something that can be iterated "
-            f"{passes} times, such as a list, a DataLoader or FashionMNISTBatches"
-        )
+        raise TypeError(f"{name} is a one-shot iterator ({type(batches).__name__}), "
+                        f"which would be empty after the first epoch; pass something "
+                        f"that can be iterated {passes} times, such as a list, a "
+                        "DataLoader or FashionMNISTBatches")  # fmt: skip
 
 
 def _finite_flag(tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -227,10 +226,9 @@ def _train_epoch(
         if not (math.isfinite(loss_value) and grads_finite):
             raise FloatingPointError(
                 f"the loss is {loss_value:g} or a gradient is not finite at epoch "
-                f"{state.epoch + 1}, batch {i + 1}: training diverged. The weights were not "
-                f"updated with this batch. Try a lower learning rate (it is "
-                f"{optimizer.param_groups[0]['lr']:g})"
-            )
+                f"{state.epoch + 1}, batch {i + 1}: training diverged. The weights were "
+                f"not updated with this batch. Try a lower learning rate (it is "
+                f"{optimizer.param_groups[0]['lr']:g})")  # fmt: skip
         optimizer.step()
         if state.scheduler is not None:
             state.scheduler.step()
@@ -243,7 +241,7 @@ def _train_epoch(
 
 
 def _plot_epoch(animator: Any, history: History, epoch: int) -> None:
-    if animator is not None:
+    if animator:
         values = history.train_loss[epoch], history.train_acc[epoch], history.test_acc[epoch]
         animator.add(epoch + 1, values)
 
@@ -295,7 +293,8 @@ def train(
     _check_iterable("train_iter", train_iter, num_epochs - state.epoch)
     _check_iterable("test_iter", test_iter, num_epochs - state.epoch)
     legend = ["train loss", "train acc", f"{history.eval_name} acc"]
-    animator = Animator(xlabel="epoch", xlim=(1, num_epochs), legend=legend) if display else None
+    animator = display and Animator("epoch", ("loss", "accuracy"), legend, (1, num_epochs),
+                                    figsize=(6.4, 2.6), panels=(0, 1, 1))  # fmt: skip
     bar = _progress_bar((steps or 0) * (num_epochs - state.epoch), display)
     loss_fn = recipe.loss()
     for epoch in range(state.epoch):  # epochs a callback resumed

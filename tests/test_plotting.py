@@ -30,3 +30,20 @@ def test_animator_collects_points_outside_jupyter():
 def test_show_images_makes_a_grid():
     axes = d2lmini.show_images(torch.rand(6, 1, 8, 8), 2, 3, titles=list("abcdef"))
     assert len(axes) == 6 and axes[5].get_title() == "f"
+
+
+def test_animator_draws_each_curve_on_its_panel_with_one_legend_under_them():
+    import matplotlib.pyplot as plt
+
+    animator = d2lmini.Animator("epoch", ("loss", "accuracy"), ["loss", "train", "test"],
+                                panels=(0, 1, 1))  # fmt: skip
+    for x, ys in [(1, (2.0, 0.5, 0.4)), (2, (1.0, 0.7, 0.6))]:
+        animator.add(x, ys)
+    loss, acc = animator.axes
+    assert [list(line.get_ydata()) for line in loss.get_lines()] == [[2.0, 1.0]]
+    assert [list(line.get_ydata()) for line in acc.get_lines()] == [[0.5, 0.7], [0.4, 0.6]]
+    assert (loss.get_ylabel(), acc.get_ylabel(), acc.get_xlabel()) == ("loss", "accuracy", "epoch")
+    (legend,) = animator.fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["loss", "train", "test"]
+    assert loss.get_legend() is None and acc.get_legend() is None  # off the data
+    plt.close(animator.fig)
