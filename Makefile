@@ -23,7 +23,7 @@ WORKERS     ?= 2
 PROFILE     ?= laptop
 NB          ?= chapters
 
-.PHONY: help venv book-venv book test unit lint notebooks lab execute run-times bench \
+.PHONY: help venv book-venv book pdf test unit lint notebooks lab execute run-times bench \
         lenet-study part4-study part4-plain-study clean gpu-data gpu-check test-oldest
 
 help:  ## list the targets
@@ -55,6 +55,17 @@ book: $(BOOK_STAMP)  ## build the HTML book from the stored outputs
 	@echo "==> building the HTML book (warnings are errors)"
 	$(BOOK_BIN)/jupyter-book build . --path-output book -W -n --keep-going
 	@echo "Book: $(CURDIR)/book/_build/html/index.html"
+
+# One PDF of the whole book, offline: Sphinx's single-page HTML printed by the system
+# Chromium (Debian's chromium; jupyter-book's pdfhtml needs pyppeteer, which downloads
+# its own Chromium). The virtual time budget lets MathJax typeset before printing.
+CHROMIUM ?= chromium
+pdf: $(BOOK_STAMP)  ## the whole book as one PDF (book/_build/book.pdf), needs chromium
+	$(BOOK_BIN)/jupyter-book build . --path-output book --builder singlehtml -n --keep-going
+	$(CHROMIUM) --headless --no-sandbox --disable-gpu --no-pdf-header-footer \
+	    --virtual-time-budget=60000 --print-to-pdf=book/_build/book.pdf \
+	    book/_build/singlehtml/index.html
+	@echo "PDF: $(CURDIR)/book/_build/book.pdf"
 
 DEV_STAMP := $(VENV)/.dev-installed
 $(DEV_STAMP): requirements-dev.txt $(STAMP)

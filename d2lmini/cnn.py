@@ -427,7 +427,7 @@ def randomize_bn(net: nn.Module) -> nn.Module:
     """Give every batch norm of ``net`` random running statistics and affine parameters
     (in place; returns ``net``), so that a comparison in eval mode depends on them."""
     for m in net.modules():
-        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):  # 1d, 2d, 3d, sync
             for tensor, low, high in [(m.running_mean, -1, 1), (m.running_var, 0.5, 2),
                                       (m.weight, 0.5, 1.5), (m.bias, -0.5, 0.5)]:  # fmt: skip
                 if tensor is not None:  # no running statistics or no affine parameters

@@ -183,15 +183,13 @@ LAYER_COLORS = {"conv": "#cfe2f3", "pool": "#fce5cd", "dense": "#d9ead3", "bn": 
                 "norm": "#e6d0ef", "concat": "#ffffff", "+": "#ffffff"}  # fmt: skip
 
 
-ACTIVATIONS = ("ReLU", "Sigmoid", "Tanh")
-
-
 def layer_label(layer: Any) -> str:
     """A short label for a layer: ``"conv 3×3, 64 /2"``, ``"max pool 2×2 /2"``, ``"dense 10"``."""
     name = type(layer).__name__
     sizes = [getattr(layer, key, 1) for key in ("kernel_size", "stride")]
-    k, stride = (v if isinstance(v, tuple) else (v, v) for v in sizes)
-    kernel, by = f"{k[0]}×{k[1]}", f" /{stride[0]}" if stride[0] > 1 else ""
+    k, stride = (tuple(v) if isinstance(v, (tuple, list)) else (v, v) for v in sizes)
+    kernel = f"{k[0]}×{k[1]}"
+    by = "" if max(stride) == 1 else f" /{stride[0]}" if stride[0] == stride[1] else f" /{stride}"
     if name in ("Conv2d", "LazyConv2d"):
         return f"conv {kernel}, {layer.out_channels}{by}"
     if name in ("MaxPool2d", "AvgPool2d"):
@@ -202,21 +200,23 @@ def layer_label(layer: Any) -> str:
         return f"dropout {layer.p:g}"
     if hasattr(layer, "out_channels"):  # a block: Inception, DenseBlock
         return f"{name}, {layer.out_channels}"
+    if name == "AdaptiveAvgPool2d" and layer.output_size not in (1, (1, 1)):
+        return f"avg pool to {layer.output_size}"
     named = {"AdaptiveAvgPool2d": "global avg pool", "Flatten": "flatten"}
-    return "batch norm" if name.startswith("BatchNorm") else named.get(name, name)
+    return "batch norm" if "BatchNorm" in name else named.get(name, name)
 
 
 def _labels(layers: Any) -> list[str]:
-    """Labels of a module's children (or of a list of modules and strings); an
+    """Labels of an ``nn.Sequential``'s layers (or of a list of modules and strings); an
     activation joins the box before it: ``"conv 5×5, 6 + Sigmoid"``."""
+    if hasattr(layers, "children") and type(layers).__name__ != "Sequential":
+        raise TypeError(f"a column is an nn.Sequential or a list, not {type(layers).__name__}")
     labels: list[str] = []
-    for layer in layers.children() if hasattr(layers, "children") else layers:
-        if isinstance(layer, str):
-            labels.append(layer)
-        elif type(layer).__name__ in ACTIVATIONS and labels:
+    for layer in layers:
+        if type(layer).__name__ in ("ReLU", "Sigmoid", "Tanh") and labels:
             labels[-1] += f" + {type(layer).__name__}"
         else:
-            labels.append(layer_label(layer))
+            labels.append(layer if isinstance(layer, str) else layer_label(layer))
     return labels
 
 
@@ -226,8 +226,9 @@ def layer_stacks(
 ) -> Figure:  # fmt: skip
     """Networks or blocks as columns of labelled boxes, input at the top.
 
-    ``stacks`` maps a column title to a module (a box per child, labelled by
-    :func:`layer_label`) or to a list of labels and modules. Consecutive boxes are joined
+    ``stacks`` maps a column title to an ``nn.Sequential`` (a box per layer, labelled by
+    :func:`layer_label`; a nested container is one box) or to a list of labels and
+    modules. Consecutive boxes are joined
     by arrows, and each box is coloured by its kind (:data:`LAYER_COLORS`). A skip
     ``(column, from_box, to_box, label)`` is an arrow on the column's right, from the
     bottom of one box around to another (a shortcut, a concatenation).

@@ -122,8 +122,9 @@ def plot(
 class Animator:
     """A live line plot for training loops, on one or more panels side by side.
 
-    ``panels`` gives each curve's panel (default: all on one), ``ylabel`` one label per
-    panel (or one for all); the legend sits under the panels, off the data. In a notebook
+    ``panels`` gives each curve's panel (default, and for curves past its end: the first),
+    ``ylabel`` one label per panel (or one for all), ``legend`` one name per curve; the
+    legend sits under the panels, off the data. In a notebook
     the figure is redrawn in place through one display handle, so the cell keeps exactly
     one final static figure (which the HTML book shows). Outside a notebook nothing is
     drawn until :meth:`show`.
@@ -150,6 +151,8 @@ class Animator:
         self.axes = list(axes[0])
         plt.close(self.fig)  # we display it ourselves, once, through a handle
         ylabels = [ylabel] * n if ylabel is None or isinstance(ylabel, str) else list(ylabel)
+        if len(ylabels) != n:
+            raise ValueError(f"{len(ylabels)} y-labels for {n} panels")
         self._configs = [(xlabel, y, xlim, ylim, xscale, yscale, None) for y in ylabels]
         self.fmts, self.legend = fmts, legend
         self.X: list[list[float]] = []

@@ -19,7 +19,8 @@ class Timer:
     Differs from d2l: it uses ``time.perf_counter`` (monotonic, high resolution) instead
     of ``time.time``; :meth:`stop` without a running lap raises :class:`RuntimeError`
     (d2l measures again from the old start); :meth:`avg` of no laps is 0.0 (d2l raises
-    ``ZeroDivisionError``); and it works as a context manager.
+    ``ZeroDivisionError``); it works as a context manager; and it has no ``cumsum``
+    (``itertools.accumulate(t.times)``), which the book never needs.
 
     >>> t = Timer()
     >>> with t:

@@ -330,25 +330,24 @@ def fit_fashion_mnist(
     seed: int = 0,
 ) -> tuple[nn.Module, History]:  # fmt: skip
     """Build, initialise and train a network on Fashion-MNIST as ``bench/part4_study.py``
-    trains its test run of ``seed``; return the network and its :class:`History`.
+    trains its test run of ``seed`` (same data order, seeds, initialisation and recipe;
+    the study runs on one CPU thread, and another device or thread count changes the
+    last digits); return the network and its :class:`History`.
 
     ``hp`` (a profile's settings) gives ``batch_size``, ``num_epochs``, ``lr``,
     ``max_batches`` and optionally ``resize`` and ``recipe``: ``"modern"`` (the default)
     starts from ``init`` (default :func:`~d2lmini.init_kaiming`) and trains with
-    :func:`~d2lmini.modern_recipe`; ``"d2l"`` is d2l's: Xavier weights, plain SGD.
+    :func:`~d2lmini.modern_recipe`; ``"d2l"`` is d2l's recipe, which always starts from
+    Xavier weights (``init`` is for the modern recipe only) and trains with plain SGD.
     """
     kind = hp.get("recipe", "modern")
     if kind not in ("modern", "d2l"):
         raise ValueError(f'hp.recipe must be "modern" or "d2l", got {kind!r}')
-    device = try_gpu()
-    generator = torch.Generator().manual_seed(seed)
-    train_iter, test_iter = load_data_fashion_mnist(
-        hp.batch_size, hp.get("resize"), device=device, generator=generator
-    )
+    device, generator = try_gpu(), torch.Generator().manual_seed(seed)
+    train_iter, test_iter = load_data_fashion_mnist(hp.batch_size, hp.get("resize"),
+                                                    device=device, generator=generator)  # fmt: skip
     seed_everything(seed)
-    net = build()
-    net.apply(init_cnn if kind == "d2l" else init or init_kaiming)
+    net = build().apply(init_cnn if kind == "d2l" else init or init_kaiming)
     recipe = modern_recipe(hp.lr) if kind == "modern" else Recipe(hp.lr)
-    history = train(net, train_iter, test_iter, hp.num_epochs, device=device, recipe=recipe,
-                    max_batches=hp.max_batches)  # fmt: skip
-    return net, history
+    return net, train(net, train_iter, test_iter, hp.num_epochs, device=device, recipe=recipe,
+                      max_batches=hp.max_batches)  # fmt: skip

@@ -142,6 +142,9 @@ def test_layer_label_names_each_kind_of_layer_with_its_sizes():
         nn.Dropout(0.25): "dropout 0.25",
         nn.BatchNorm1d(4): "batch norm",
         nn.AdaptiveAvgPool2d(1): "global avg pool",
+        nn.AdaptiveAvgPool2d((7, 7)): "avg pool to (7, 7)",
+        nn.MaxPool2d([3, 3], stride=(1, 2)): "max pool 3×3 /(1, 2)",
+        nn.LazyBatchNorm2d(): "batch norm",
         nn.Flatten(): "flatten",
         d2lmini.Inception(8, 2, (2, 4), (2, 4), 2): "Inception, 12",
         nn.Identity(): "Identity",
@@ -158,3 +161,8 @@ def test_layer_stacks_labels_a_module_column_from_its_layers():
     assert {"input", "dense 2 + ReLU"} <= set(labels)
     assert "Sigmoid" not in labels and "ReLU" not in labels  # activations join a box
     plt.close(fig)
+
+
+def test_layer_stacks_refuses_a_module_whose_children_are_not_its_data_flow():
+    with pytest.raises(TypeError, match="nn.Sequential or a list, not Residual"):
+        diagrams.layer_stacks({"block": d2lmini.Residual(4, 4)})

@@ -1,4 +1,5 @@
 import matplotlib
+import pytest
 
 matplotlib.use("Agg")
 
@@ -47,3 +48,8 @@ def test_animator_draws_each_curve_on_its_panel_with_one_legend_under_them():
     assert [t.get_text() for t in legend.get_texts()] == ["loss", "train", "test"]
     assert loss.get_legend() is None and acc.get_legend() is None  # off the data
     plt.close(animator.fig)
+
+
+def test_animator_wants_one_y_label_per_panel():
+    with pytest.raises(ValueError, match="1 y-labels for 2 panels"):
+        d2lmini.Animator(ylabel=["loss"], panels=(0, 1))

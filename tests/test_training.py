@@ -316,9 +316,14 @@ def test_fit_fashion_mnist_reproduces_a_run_and_starts_from_the_recipes_init(mon
     starts = []
     monkeypatch.setattr(d2lmini.training, "train", lambda net, *a, **k: starts.append(net))
     d2lmini.fit_fashion_mnist(d2lmini.lenet, d2lmini.Settings("x", dict(hp, recipe="d2l")))
-    d2lmini.seed_everything(0)
-    xavier = d2lmini.lenet().apply(d2lmini.init_cnn)
-    torch.testing.assert_close(starts[0].state_dict(), xavier.state_dict())
+    d2lmini.fit_fashion_mnist(d2lmini.lenet, d2lmini.Settings("x", hp), init=d2lmini.init_cnn)
+    d2lmini.fit_fashion_mnist(d2lmini.lenet, d2lmini.Settings("x", hp))
+    expected = []
+    for init in (d2lmini.init_cnn, d2lmini.init_cnn, d2lmini.init_kaiming):  # d2l's: Xavier
+        d2lmini.seed_everything(0)
+        expected.append(d2lmini.lenet().apply(init).state_dict())
+    for start, want in zip(starts, expected, strict=True):
+        torch.testing.assert_close(start.state_dict(), want)
     monkeypatch.undo()
     settings = d2lmini.Settings("x", hp)  # the modern recipe from Kaiming weights
     runs = [d2lmini.fit_fashion_mnist(d2lmini.lenet, settings) for _ in range(2)]
