@@ -62,9 +62,11 @@ book: $(BOOK_STAMP)  ## build the HTML book from the stored outputs
 CHROMIUM ?= chromium
 pdf: $(BOOK_STAMP)  ## the whole book as one PDF (book/_build/book.pdf), needs chromium
 	$(BOOK_BIN)/jupyter-book build . --path-output book --builder singlehtml -n --keep-going
+	@# the page sits in book/ but links _static/ and _images/ as if it were at the root
+	cp book/_build/singlehtml/book/intro.html book/_build/singlehtml/book.html
 	$(CHROMIUM) --headless --no-sandbox --disable-gpu --no-pdf-header-footer \
 	    --virtual-time-budget=60000 --print-to-pdf=book/_build/book.pdf \
-	    book/_build/singlehtml/index.html
+	    book/_build/singlehtml/book.html
 	@echo "PDF: $(CURDIR)/book/_build/book.pdf"
 
 DEV_STAMP := $(VENV)/.dev-installed
