@@ -188,12 +188,11 @@ def layer_label(layer: Any) -> str:
     name = type(layer).__name__
     sizes = [getattr(layer, key, 1) for key in ("kernel_size", "stride")]
     k, stride = (tuple(v) if isinstance(v, (tuple, list)) else (v, v) for v in sizes)
-    kernel = f"{k[0]}×{k[1]}"
     by = "" if max(stride) == 1 else f" /{stride[0]}" if stride[0] == stride[1] else f" /{stride}"
     if name in ("Conv2d", "LazyConv2d"):
-        return f"conv {kernel}, {layer.out_channels}{by}"
+        return f"conv {k[0]}×{k[1]}, {layer.out_channels}{by}"
     if name in ("MaxPool2d", "AvgPool2d"):
-        return f"{name[:3].lower()} pool {kernel}{by}"
+        return f"{name[:3].lower()} pool {k[0]}×{k[1]}{by}"
     if name in ("Linear", "LazyLinear"):
         return f"dense {layer.out_features}"
     if name == "Dropout":
@@ -246,8 +245,7 @@ def layer_stacks(
         x = 3.6 * col
         ax.text(x + 1.2, 0.6, name, ha="center", fontsize=9, weight="bold")
         for row, label in enumerate(layers):
-            kind = next((k for k in LAYER_COLORS if k in label.lower()), None)
-            color = LAYER_COLORS[kind] if kind else "#eeeeee"
+            color = next((c for k, c in LAYER_COLORS.items() if k in label.lower()), "#eeeeee")
             box = FancyBboxPatch((x, -row - 0.15), 2.4, 0.3, boxstyle="round,pad=0.04",
                                  facecolor=color, edgecolor="black", linewidth=0.6)  # fmt: skip
             ax.add_patch(box)
@@ -255,15 +253,17 @@ def layer_stacks(
             if row:
                 ax.add_patch(FancyArrowPatch((x + 1.2, 1 - row - 0.2), (x + 1.2, -row + 0.2),
                                              arrowstyle="->", mutation_scale=8))  # fmt: skip
+    right = 3.6 * len(stacks) - 0.4
     for col, start, end, label in skips:
         if not (0 <= start < end < len(list(stacks.values())[col])):
             raise ValueError(f"skip {(col, start, end)} does not join two boxes of column {col}")
-        x = 3.6 * col + 2.45
-        ax.plot([x, x + 0.25, x + 0.25], [-start, -start, -end], color=OUTLINE, lw=0.9)
-        ax.add_patch(FancyArrowPatch((x + 0.25, -end), (x, -end), arrowstyle="->",
+        x, w = 3.6 * col + 2.45, 0.25 * max(1, end - start - 2)  # nested skips: wider
+        ax.plot([x, x + w, x + w], [-start, -start, -end], color=OUTLINE, lw=0.9)
+        ax.add_patch(FancyArrowPatch((x + w, -end), (x, -end), arrowstyle="->",
                                      mutation_scale=8, color=OUTLINE))  # fmt: skip
-        ax.text(x + 0.32, -(start + end) / 2, label, fontsize=7, color=OUTLINE, va="center")
-    ax.set_xlim(-0.2, 3.6 * len(stacks) - 0.4)
+        ax.text(x + w + 0.07, -(start + end) / 2, label, fontsize=7, color=OUTLINE, va="center")
+        right = max(right, x + w + 0.2)  # labels may stand outside the axes
+    ax.set_xlim(-0.2, right)
     ax.set_ylim(-depth + 0.4, 1.0)
     ax.axis("off")
     if title:

@@ -32,7 +32,6 @@ __all__ = [
 ]  # fmt: skip
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
-Predict = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 
 
 def check_count(name: str, value: Any, allow_none: bool = False) -> None:
@@ -55,7 +54,8 @@ def _correct(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def evaluate_accuracy(
     net: nn.Module, data_iter: Batches, device: torch.device | str | None = None,
-    max_batches: int | None = None, predict: Predict | None = None,
+    max_batches: int | None = None,
+    predict: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
 ) -> float:  # fmt: skip
     """Accuracy of ``net`` on ``data_iter`` in eval mode without gradients.
 

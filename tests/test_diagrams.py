@@ -166,3 +166,13 @@ def test_layer_stacks_labels_a_module_column_from_its_layers():
 def test_layer_stacks_refuses_a_module_whose_children_are_not_its_data_flow():
     with pytest.raises(TypeError, match="nn.Sequential or a list, not Residual"):
         diagrams.layer_stacks({"block": d2lmini.Residual(4, 4)})
+
+
+def test_nested_skips_get_arcs_of_their_own_width():
+    boxes = [f"stage {i}" for i in range(10)]
+    fig = diagrams.layer_stacks({"u": boxes}, skips=[(0, k, 8 - k, "") for k in range(4)])
+    arcs = [line.get_xdata() for line in fig.axes[0].get_lines()]
+    outer = [max(x) for x in arcs]
+    assert len(set(outer)) == 4 and outer == sorted(outer, reverse=True)  # no two overlap
+    assert fig.axes[0].get_xlim()[1] > max(outer)  # the widest arc is inside the axes
+    plt.close(fig)
