@@ -94,6 +94,17 @@ def test_no_errors_warnings_machine_paths_or_smoke_outputs(nb):
             )
 
 
+def test_no_stray_count_from_a_file_write(nb):
+    """A cell ending in ``path.write_text(...)`` shows the number of characters written."""
+    for i, cell in enumerate(code_cells(nb)):
+        last = cell.source.strip().splitlines()[-1] if cell.source.strip() else ""
+        shown = [o for o in cell.outputs if o.output_type == "execute_result"]
+        assert not (shown and re.search(r"\.write(_text|_bytes)?\(", last)), (
+            f"code cell {i + 1} shows the return value of {last.strip()!r}: end it with `;` "
+            "or assign the result"
+        )
+
+
 def test_first_code_cell_installs_d2lmini_when_missing(nb):
     first = code_cells(nb)[0]
     assert first.source == bootstrap_cell.bootstrap_source(), (
